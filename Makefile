@@ -1,0 +1,46 @@
+# nncompress course - set-up, run, test.  Everything installs into .venv on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NB     ?=
+ARGS   ?=
+
+.PHONY: install run lab test test-fast bench exercises check-exercises store-outputs kernel clean-runs
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name nncompress --display-name "nncompress (course)" >/dev/null
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the pinned environment + the course kernel
+
+run: $(STAMP)  ## execute every notebook (or NB=notebooks/01_...ipynb) and write runs/latest/summary.md
+	$(PY) -m nncompress.run $(NB) --out runs/latest $(ARGS)
+
+lab: $(STAMP)  ## open the course in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP)  ## the whole test suite: lib, exercises, notebook execution, nbval
+	$(PY) -m pytest $(ARGS)
+
+test-fast: $(STAMP)  ## lib and exercise tests only (no notebook execution)
+	$(PY) -m pytest -m "not notebooks and not browser" $(ARGS)
+
+bench: $(STAMP)  ## notebook run times and training-loop throughput -> runs/bench/bench.md
+	$(PY) -m nncompress.bench --out runs/bench $(ARGS)
+
+exercises: $(STAMP)  ## regenerate exercises/ from solutions/ with nbgrader's preprocessors
+	$(PY) -m nncompress.grading generate
+
+check-exercises: $(STAMP)
+	$(PY) -m nncompress.grading generate --check
+
+store-outputs: $(STAMP)  ## re-execute notebooks and keep only the outputs nbval compares
+	$(PY) -m nncompress.nbtools store $(or $(NB),notebooks/*.ipynb)
+
+clean-runs:
+	rm -rf runs/

@@ -1,0 +1,29 @@
+"""nncompress: the library behind the neural-network compression course.
+
+Foundation modules (``data``, ``models``, ``metrics``, ``cache``, ``params``,
+``train``) never import a method module; method modules (``distill``, and later
+``prune``, ``quantize``, ``design``, ``early_exit``) build on the foundation; ``run``,
+``plots`` and ``widgets`` sit on top.  Submodules are imported lazily, so
+``import nncompress as nc; nc.train.fit(...)`` works without loading everything.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("data", "models", "metrics", "cache", "params", "train", "distill", "chapters",
+               "record", "plots", "widgets", "nbtools", "stats", "env")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "record_value":
+        from .record import record
+        return record
+    raise AttributeError(f"module 'nncompress' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES))

@@ -1,0 +1,8 @@
+"""Chapter 00 - setup and tour: parameters."""
+from ..params import Spec, common_specs
+
+SPECS = {
+    **common_specs(),
+    "n_show": Spec(int, 4, low=1, high=16, help="examples per class in the image grid"),
+    "tour_epochs": Spec(int, presets={"cpu": 3, "gpu": 20}, low=0, help="epochs for the tour's tiny training run"),
+}

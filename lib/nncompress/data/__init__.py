@@ -1,0 +1,90 @@
+"""Datasets for the course: offline by default, real ones from disk when present.
+
+``load(name, ...)`` returns a :class:`Splits` of device-resident train/val/test sets.
+
+* ``"mnist1d"`` - MNIST-1D (Greydanus 2020), regenerated from a seed by the ``mnist1d``
+  package's own generator: never downloaded.  40-dim sequences, 10 classes.
+* ``"shapes"`` - our procedural 32x32 RGB image set with confusable class groups
+  (see :mod:`nncompress.data.shapes`).
+* ``"mnist"``, ``"fashionmnist"``, ``"cifar10"``, ``"cifar100"`` - the real datasets,
+  read through torchvision from ``data_root`` (download only with ``download=True``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .device import DeviceData, batch_augment
+
+OFFLINE = ("mnist1d", "shapes")
+REAL = ("mnist", "fashionmnist", "cifar10", "cifar100")
+DATASETS = OFFLINE + REAL
+
+
+@dataclass
+class Splits:
+    """Train / validation / test sets of one dataset, plus its class names."""
+
+    name: str
+    train: DeviceData
+    val: DeviceData
+    test: DeviceData
+    classes: list[str]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.train.input_shape
+
+    def to(self, device) -> "Splits":
+        return Splits(self.name, self.train.to(device), self.val.to(device),
+                      self.test.to(device), self.classes, self.info)
+
+    def config(self) -> dict:
+        """What identifies this data in a cache key."""
+        return {"name": self.name, **{k: v for k, v in self.info.items()
+                                      if isinstance(v, (int, float, str, bool))}}
+
+
+def load(name: str, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
+         n_val: int = 0, data_root: str | None = None, download: bool = False,
+         device: str | torch.device = "cpu", augment: bool = False) -> Splits:
+    """Load dataset ``name`` as device-resident splits.
+
+    ``n_train``/``n_test`` cap the sizes (``None``: the dataset's default); ``n_val``
+    samples are held out of the training set (deterministically from ``seed``).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"data={name!r} is not a known dataset: expected one of {', '.join(DATASETS)}")
+    if name == "mnist1d":
+        from .mnist1d import load_mnist1d as loader
+    elif name == "shapes":
+        from .shapes import load_shapes as loader
+    else:
+        from .torchvision_sets import load_torchvision as loader
+        splits = loader(name, seed=seed, n_train=n_train, n_test=n_test, n_val=n_val,
+                        data_root=data_root, download=download)
+        return _finish(splits, device, augment)
+    splits = loader(seed=seed, n_train=n_train, n_test=n_test, n_val=n_val)
+    return _finish(splits, device, augment)
+
+
+def _finish(splits: Splits, device, augment: bool) -> Splits:
+    splits = splits.to(device)
+    splits.train = splits.train.with_augment(augment)
+    return splits
+
+
+def split_off(data: DeviceData, n_val: int, seed: int) -> tuple[DeviceData, DeviceData]:
+    """Deterministically hold ``n_val`` samples of ``data`` out as a validation set."""
+    g = torch.Generator().manual_seed(seed + 7919)
+    perm = torch.randperm(len(data), generator=g)
+    return data.subset(perm[n_val:]), data.subset(perm[:n_val])
+
+
+__all__ = ["DeviceData", "Splits", "load", "split_off", "batch_augment", "DATASETS", "OFFLINE", "REAL"]

@@ -1,0 +1,331 @@
+"""``shapes``: a procedural 32x32 RGB image set with confusable class groups.
+
+A CIFAR-sized stand-in that is generated in about a second on one CPU core and never
+downloaded, but that is *not* trivially separable: its ten classes come in three groups
+of look-alikes, so accuracy, capacity and compression effects are visible (a small CNN
+stays clearly below 100 %, a bigger CNN beats a tiny one by several points, and most
+errors fall within a group - the measured numbers are in the course notes).
+
+Classes (index: name - what distinguishes it *within* its group):
+
+* group 0, **round blobs**:
+  ``0 circle`` (filled disk);
+  ``1 ellipse`` (filled, axis ratio 0.55-0.8, any orientation);
+  ``2 ring`` (disk with a centred hole of 0.3-0.5 of the radius).
+* group 1, **four corners**:
+  ``3 square`` (filled, axis-aligned within +-12 deg);
+  ``4 rectangle`` (filled, side ratio 0.5-0.75, any orientation);
+  ``5 diamond`` (a square turned 45 +- 12 deg);
+  ``6 frame`` (a hollow square, inner side 0.35-0.55 of the outer, within +-12 deg).
+* group 2, **thin bars**:
+  ``7 plus`` (two crossing bars, axis-aligned within +-12 deg);
+  ``8 cross`` (the same turned 45 +- 12 deg, an "x");
+  ``9 asterisk`` (three bars 60 deg apart, any orientation).
+
+Nuisance factors, drawn independently of the class: position (centre anywhere in the
+middle 70 % of the image), size (radius 28-55 % of the half-width), rotation where it
+is not the class cue, foreground and background colours (every RGB channel of the
+foreground differs from the background by 0.2-0.8; colour carries no class
+information), a linear background gradient, 2-4 thin distractor strokes behind the
+shape, sometimes one in front of it, and i.i.d. gaussian pixel noise
+(sigma 0.04-0.16).  The shapes are drawn anti-aliased from signed distance functions.
+
+Everything is vectorised in torch and deterministic from ``seed`` through
+``torch.Generator`` objects (the global RNG is never touched).  Images are generated in
+blocks of 1000 with a generator per (seed, split, block), so the first ``n`` images of
+a split do not depend on how many are asked for, and the test set does not depend on
+``n_train``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import Splits
+from .device import DeviceData
+from .mnist1d import hold_out
+
+CLASSES = ["circle", "ellipse", "square", "triangle",
+           "ring", "frame", "hollow_triangle",
+           "plus", "cross", "asterisk"]
+#: class indices of each group of look-alike classes
+GROUPS: list[list[int]] = [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+GROUP_NAMES = ["solid", "hollow", "bars"]
+DEFAULT_N_TRAIN = 10000
+DEFAULT_N_TEST = 2000
+#: bump when anything here changes the images a given (seed, sizes) produce
+GENERATOR_VERSION = 1
+_BLOCK = 1000
+_SPLIT_ID = {"train": 0, "test": 1}
+_JITTER = math.radians(12.0)
+#: class -> range of its shape parameter (hollow: inner/outer ratio, bars: half-width)
+_SHAPE_PAR = {1: (0.5, 0.7), 4: (0.45, 0.6), 5: (0.45, 0.6), 6: (0.3, 0.45),
+              7: (0.17, 0.27), 8: (0.17, 0.27), 9: (0.15, 0.24)}
+# generator knobs (part of GENERATOR_VERSION: changing one changes the data)
+_KNOBS = {"center": 0.35, "scale": (0.35, 0.6), "contrast": (0.3, 0.7), "chroma": (0.0, 1.0), "grad": 0.25,
+          "strokes": (1, 3), "stroke_alpha": (0.25, 0.6), "front_p": 0.2,
+          "noise": (0.02, 0.1)}
+
+
+def class_groups() -> list[list[str]]:
+    """The class names of each confusable group, e.g. ``[["circle", "ellipse", "ring"], ...]``."""
+    return [[CLASSES[i] for i in group] for group in GROUPS]
+
+
+def group_of() -> list[int]:
+    """``group_of()[c]``: the group index of class ``c``."""
+    out = [0] * len(CLASSES)
+    for g, group in enumerate(GROUPS):
+        for c in group:
+            out[c] = g
+    return out
+
+
+# ---------------------------------------------------------------- signed distances
+# All in the shape's local frame, where the shape has "radius" about 1.
+
+def _sd_box(px, py, bx, by):
+    qx, qy = px.abs() - bx, py.abs() - by
+    outside = torch.sqrt(qx.clamp(min=0) ** 2 + qy.clamp(min=0) ** 2)
+    return outside + torch.maximum(qx, qy).clamp(max=0)
+
+
+def _sd_ellipse(px, py, a):
+    """Approximate distance to the ellipse with semi-axes (1, a) (Quilez' k0*(k0-1)/k1)."""
+    k0 = torch.sqrt(px ** 2 + (py / a) ** 2)
+    k1 = torch.sqrt(px ** 2 + (py / a ** 2) ** 2).clamp(min=1e-6)
+    return k0 * (k0 - 1) / k1
+
+
+def _rotate(px, py, angle):
+    c, s = torch.cos(angle), torch.sin(angle)
+    return c * px + s * py, -s * px + c * py
+
+
+def _sd_bars(px, py, t, angles):
+    """Union of bars of half-length 1 and half-width ``t`` at the given angles."""
+    d = None
+    for ang in angles:
+        qx, qy = _rotate(px, py, torch.full_like(px, ang))
+        di = _sd_box(qx, qy, 1.0, t)
+        d = di if d is None else torch.minimum(d, di)
+    return d
+
+
+def _sd_ngon(px, py, k: int, apothem):
+    """Regular ``k``-gon (a vertex on the +x axis) as the max of its edges' half-planes.
+
+    Exact inside; outside it underestimates near the corners, which only sharpens the
+    corners within the half-pixel anti-aliasing band.
+    """
+    d = None
+    for i in range(k):
+        ang = (2 * i + 1) * math.pi / k          # edge normals sit between the vertices
+        di = px * math.cos(ang) + py * math.sin(ang) - apothem
+        d = di if d is None else torch.maximum(d, di)
+    return d
+
+
+# Sizes are chosen so that every solid has the same area (~2.55 in local units):
+# size says nothing about the class.
+_R_CIRCLE = 0.9
+_A_SQUARE = 0.8        # half side
+_A_TRI = 0.7           # triangle apothem
+
+
+def _class_sdf(c: int, px, py, a):
+    """Signed distance of class ``c`` at local coordinates; ``a`` = the class's shape parameter.
+
+    Ellipse: ``a`` = axis ratio; hollow classes: ``a`` = inner/outer size ratio;
+    bars: ``a`` = bar half-width.
+    """
+    if c == 0:
+        return torch.sqrt(px ** 2 + py ** 2) - _R_CIRCLE
+    if c == 1:  # semi-axes (b, a b) with the circle's area: b = r / sqrt(a)
+        b = _R_CIRCLE / torch.sqrt(a)
+        return _sd_ellipse(px / b, py / b, a) * b
+    if c == 2:
+        return _sd_box(px, py, _A_SQUARE, _A_SQUARE)
+    if c == 3:
+        return _sd_ngon(px, py, 3, _A_TRI)
+    if c == 4:
+        r = torch.sqrt(px ** 2 + py ** 2)
+        return (r - _R_CIRCLE * (1 + a) / 2).abs() - _R_CIRCLE * (1 - a) / 2
+    if c == 5:
+        mid = _A_SQUARE * (1 + a) / 2
+        return _sd_box(px, py, mid, mid).abs() - _A_SQUARE * (1 - a) / 2
+    if c == 6:
+        return _sd_ngon(px, py, 3, _A_TRI * (1 + a) / 2).abs() - _A_TRI * (1 - a) / 2
+    if c in (7, 8):
+        return _sd_bars(px, py, a, (0.0, math.pi / 2))
+    if c == 9:
+        return _sd_bars(px, py, a, (0.0, math.pi / 3, 2 * math.pi / 3))
+    raise ValueError(c)
+
+
+def _sd_segment(px, py, ax, ay, bx, by):
+    pax, pay, bax, bay = px - ax, py - ay, bx - ax, by - ay
+    h = ((pax * bax + pay * bay) / (bax ** 2 + bay ** 2).clamp(min=1e-6)).clamp(0, 1)
+    return torch.sqrt((pax - bax * h) ** 2 + (pay - bay * h) ** 2)
+
+
+# ---------------------------------------------------------------- parameters, rendering
+
+def _uniform(g, n, lo, hi, *shape):
+    return lo + (hi - lo) * torch.rand(n, *shape, generator=g)
+
+
+def _draw_params(g: torch.Generator, n: int) -> dict[str, torch.Tensor]:
+    """All random choices for ``n`` images (the order of draws fixes the data: keep it)."""
+    y = torch.arange(n) % len(CLASSES)
+    y = y[torch.randperm(n, generator=g)]
+    p = {"y": y}
+    kn = _KNOBS
+    p["cx"] = _uniform(g, n, -kn["center"], kn["center"])
+    p["cy"] = _uniform(g, n, -kn["center"], kn["center"])
+    p["scale"] = _uniform(g, n, *kn["scale"])
+    free = _uniform(g, n, 0, 2 * math.pi)
+    jitter = _uniform(g, n, -_JITTER, _JITTER)
+    # rotation: free where it is no cue; axis-aligned or 45 deg (+- jitter) where it is
+    # rotation is free except for plus (axis-aligned) vs cross (turned 45 deg), +- jitter
+    p["angle"] = torch.where(y == 7, jitter, torch.where(y == 8, math.pi / 4 + jitter, free))
+    u = torch.rand(n, generator=g)
+    shape_par = torch.zeros(n)
+    for c, (lo, hi) in _SHAPE_PAR.items():
+        shape_par = torch.where(y == c, lo + (hi - lo) * u, shape_par)
+    p["shape_par"] = shape_par
+    # colours: random hue/saturation; brightness contrast |fg - bg| in kn["contrast"],
+    # either polarity - so colour says nothing about the class but the shape is visible
+    bg_lum = torch.rand(n, generator=g)
+    gap = _uniform(g, n, *kn["contrast"])
+    up = torch.rand(n, generator=g) < 0.5
+    fg_lum = torch.where(up, bg_lum + gap, bg_lum - gap)
+    fg_lum = torch.where((fg_lum > 1) | (fg_lum < 0), torch.where(up, bg_lum - gap, bg_lum + gap), fg_lum)
+    bg_lum = bg_lum + (fg_lum.clamp(0, 1) - fg_lum)     # still out of range: shift both
+    fg_lum = fg_lum.clamp(0, 1)
+
+    def colour(lum):
+        hue = torch.rand(n, 3, generator=g)
+        chroma = _uniform(g, n, *kn["chroma"])[:, None]
+        return (lum[:, None] + chroma * (hue - hue.mean(1, keepdim=True))).clamp(0, 1)
+
+    p["bg"], p["fg"] = colour(bg_lum), colour(fg_lum)
+    p["grad"] = _uniform(g, n, -kn["grad"], kn["grad"], 2)
+    k = 4
+    p["n_strokes"] = torch.randint(kn["strokes"][0], kn["strokes"][1] + 1, (n,), generator=g)
+    p["strokes"] = _uniform(g, n, -1.1, 1.1, k, 4)          # endpoints
+    p["stroke_w"] = _uniform(g, n, 0.5, 1.2, k)             # half-width in pixels
+    p["stroke_rgb"] = torch.rand(n, k, 3, generator=g)
+    p["stroke_alpha"] = _uniform(g, n, *kn["stroke_alpha"], k)
+    p["front"] = torch.rand(n, generator=g) < kn["front_p"]          # one stroke over the shape
+    p["front_seg"] = _uniform(g, n, -1.1, 1.1, 4)
+    p["front_rgb"] = torch.rand(n, 3, generator=g)
+    p["noise_sigma"] = _uniform(g, n, *kn["noise"])
+    p["noise_seed"] = torch.randint(0, 2 ** 62, (1,), generator=g)
+    return p
+
+
+def _render(p: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+    """Images ``(n, 3, size, size)`` in [0, 1] (before noise clipping) from parameters."""
+    n = len(p["y"])
+    px_size = 2.0 / size  # one pixel in image coordinates ([-1, 1])
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) * px_size - 1
+    v, u = torch.meshgrid(coords, coords, indexing="ij")       # v: rows (down), u: columns
+    u, v = u[None], v[None]                                     # (1, H, W)
+
+    # background: colour + linear gradient
+    ramp = p["grad"][:, 0, None, None] * u + p["grad"][:, 1, None, None] * v     # (n, H, W)
+    img = (p["bg"][:, :, None, None] + ramp[:, None]).clamp(0, 1)
+
+    def paint(img, dist_px, rgb, alpha=1.0):
+        cover = (0.5 - dist_px).clamp(0, 1)                     # anti-aliased coverage
+        if not isinstance(alpha, float):
+            alpha = alpha[:, None, None]
+        cover = (cover * alpha)[:, None]
+        return img * (1 - cover) + rgb[:, :, None, None] * cover
+
+    # distractor strokes behind the shape
+    s = p["strokes"]
+    for j in range(s.shape[1]):
+        d = _sd_segment(u, v, s[:, j, 0, None, None], s[:, j, 1, None, None],
+                        s[:, j, 2, None, None], s[:, j, 3, None, None]) / px_size
+        d = d - p["stroke_w"][:, j, None, None]
+        alpha = p["stroke_alpha"][:, j] * (j < p["n_strokes"]).float()
+        img = paint(img, d, p["stroke_rgb"][:, j], alpha)
+
+    # the shape
+    scale = p["scale"][:, None, None]
+    lx = (u - p["cx"][:, None, None]) / scale
+    ly = (v - p["cy"][:, None, None]) / scale
+    lx, ly = _rotate(lx, ly, p["angle"][:, None, None])
+    dist = torch.empty(n, size, size)
+    for c in range(len(CLASSES)):
+        idx = (p["y"] == c).nonzero().squeeze(1)
+        if len(idx):
+            dist[idx] = _class_sdf(c, lx[idx], ly[idx], p["shape_par"][idx, None, None])
+    img = paint(img, dist * scale / px_size, p["fg"])
+
+    # sometimes one stroke in front
+    f = p["front_seg"]
+    d = _sd_segment(u, v, f[:, 0, None, None], f[:, 1, None, None],
+                    f[:, 2, None, None], f[:, 3, None, None]) / px_size - 0.6
+    img = paint(img, d, p["front_rgb"], 0.7 * p["front"].float())
+
+    # pixel noise
+    g = torch.Generator().manual_seed(int(p["noise_seed"].item()))
+    noise = torch.randn(_BLOCK, *img.shape[1:], generator=g)[:n]  # full block: prefix-stable
+    noise = noise * p["noise_sigma"][:, None, None, None]
+    return (img + noise).clamp(0, 1)
+
+
+def _block_generator(seed: int, split: str, block: int) -> torch.Generator:
+    key = ((int(seed) * 2 + _SPLIT_ID[split]) * 1_000_003 + block) % (2 ** 63)
+    return torch.Generator().manual_seed(key)
+
+
+def generate(n: int, *, seed: int = 0, split: str = "train", size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw images ``(n, 3, size, size)`` float32 in [0, 1] and labels ``(n,)`` int64.
+
+    Deterministic from ``(seed, split)``; the first ``m`` of ``generate(n)`` equal
+    ``generate(m)``.  Classes are balanced within every block of 1000.
+    """
+    xs, ys = [], []
+    for block in range(-(-n // _BLOCK)):
+        take = min(_BLOCK, n - block * _BLOCK)
+        p = _draw_params(_block_generator(seed, split, block), _BLOCK)
+        p = {k: (v[:take] if k != "noise_seed" else v) for k, v in p.items()}
+        xs.append(_render(p, size))
+        ys.append(p["y"])
+    if not xs:
+        return torch.zeros(0, 3, size, size), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(xs).float(), torch.cat(ys).long()
+
+
+def load_shapes(*, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
+                n_val: int = 0, size: int = 32) -> Splits:
+    """The procedural ``shapes`` set: ``x`` float32 ``(N, 3, size, size)``, ``y`` int64.
+
+    ``n_train`` (default 10000) images form the training pool, of which ``n_val`` are
+    held out for validation (``len(train) == n_train - n_val``); ``n_test`` (default
+    2000) come from an independent stream.  Each channel is standardised with the
+    training pool's mean and std.  See the module docstring for classes and groups
+    (:data:`GROUPS`, :func:`class_groups`).
+    """
+    n_train = DEFAULT_N_TRAIN if n_train is None else int(n_train)
+    n_test = DEFAULT_N_TEST if n_test is None else int(n_test)
+    n_val, size = int(n_val), int(size)
+    if n_train < 1 or n_test < 0 or n_val < 0 or n_val >= n_train or size < 8:
+        raise ValueError(f"need n_train >= 1, n_test >= 0, 0 <= n_val < n_train and size >= 8 "
+                         f"(got n_train={n_train}, n_test={n_test}, n_val={n_val}, size={size})")
+    x_tr, y_tr = generate(n_train, seed=seed, split="train", size=size)
+    x_te, y_te = generate(n_test, seed=seed, split="test", size=size)
+    mean = x_tr.mean(dim=(0, 2, 3), keepdim=True)
+    std = x_tr.std(dim=(0, 2, 3), keepdim=True).clamp(min=1e-6)
+    train = DeviceData((x_tr - mean) / std, y_tr, name="shapes/train")
+    test = DeviceData((x_te - mean) / std, y_te, name="shapes/test")
+    train, val = hold_out(train, n_val, seed)
+    info = {"dataset": "shapes", "seed": int(seed), "n_train": n_train, "n_test": n_test,
+            "n_val": n_val, "size": size, "generator_version": GENERATOR_VERSION,
+            "standardise": "train-per-channel"}
+    return Splits("shapes", train, val, test, list(CLASSES), info)

@@ -1,0 +1,37 @@
+"""Interactive controls (ipywidgets ``interact``) shared by the chapters."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def temperature_explorer(logits: torch.Tensor, classes: Sequence[str], *, true_class: int | None = None,
+                         t_min: float = 0.25, t_max: float = 50.0, value: float = 1.0):
+    """A log-scale slider on the temperature T over one sample's logits (Hinton 2015, eq. 1).
+
+    Draws ``softmax(logits / T)`` as bars and prints its entropy; moving the slider redraws.
+    Returns the ``interactive`` widget (displayed by ``interact``).
+    """
+    import math
+
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    from .distill import softmax_t
+    from .plots import prob_bars
+
+    logits = logits.detach().cpu().float()
+
+    def draw(T=value):
+        p = softmax_t(logits, T)
+        ent = -(p * p.clamp_min(1e-12).log()).sum().item()
+        fig, ax = plt.subplots(figsize=(6, 2.8))
+        prob_bars(p, classes, ax=ax, highlight=true_class,
+                  title=f"T = {T:.2f}   entropy = {ent:.2f} nats (max {math.log(len(classes)):.2f})")
+        plt.show()
+
+    slider = w.FloatLogSlider(value=value, base=10, min=math.log10(t_min), max=math.log10(t_max),
+                              step=0.05, description="T", continuous_update=True,
+                              readout_format=".2f")
+    return w.interact(draw, T=slider)

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from nncompress import metrics, models
+
+
+@pytest.mark.parametrize("name,shape", [("mlp-64", (40,)), ("conv1d-16", (40,)), ("cnn-small", (3, 32, 32)),
+                                        ("resnet20", (3, 32, 32)), ("resnet8x4", (3, 32, 32)),
+                                        ("wrn-16-2", (3, 32, 32))])
+def test_forward_and_named_features(name, shape):
+    cfg = {**models.named_config(name), "num_classes": 7}
+    if cfg["arch"] == "mlp":
+        cfg["in_dim"] = 40
+    m = models.build(cfg).eval()
+    x = torch.randn(2, *shape)
+    logits, feats = m(x, return_features=True)
+    assert logits.shape == (2, 7)
+    assert tuple(feats) == m.feature_names
+    assert torch.equal(m(x), logits)
+
+
+def test_resnet_parameter_counts_match_the_literature():
+    # He et al. 2016: ResNet-20 0.27M, ResNet-56 0.85M, ResNet-110 1.7M; RepDistiller resnet32x4 7.43M
+    counts = {n: metrics.count_params(models.build({"arch": n, "num_classes": 10}))
+              for n in ("resnet20", "resnet56", "resnet110")}
+    assert round(counts["resnet20"] / 1e6, 2) == 0.27
+    assert round(counts["resnet56"] / 1e6, 2) == 0.86
+    assert round(counts["resnet110"] / 1e6, 1) == 1.7
+    assert round(metrics.count_params(models.build({"arch": "resnet32x4", "num_classes": 100})) / 1e6, 2) == 7.43
+
+
+def test_mlp_parameter_count_formula():
+    m = models.MLP(784, [300, 100], 10)  # LeNet-300-100: 784*300+300 + 300*100+100 + 100*10+10
+    assert metrics.count_params(m) == 266610
+
+
+def test_build_errors():
+    with pytest.raises(ValueError, match="arch='vgg'"):
+        models.build({"arch": "vgg", "num_classes": 10})
+    with pytest.raises(ValueError, match="depth=21"):
+        models.CifarResNet(depth=21)
+    with pytest.raises(ValueError, match="model='nope'"):
+        models.named_config("nope")
