@@ -12,16 +12,15 @@ import importlib
 
 __version__ = "0.1.0"
 
+from .record import record  # noqa: E402  (``nc.record(name, value)`` in notebooks)
+
 _SUBMODULES = ("data", "models", "metrics", "cache", "params", "train", "distill", "chapters",
-               "record", "plots", "widgets", "nbtools", "stats", "env")
+               "plots", "widgets", "nbtools", "stats", "env", "run", "grading")
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
-    if name == "record_value":
-        from .record import record
-        return record
     raise AttributeError(f"module 'nncompress' has no attribute {name!r}")
 
 

@@ -125,14 +125,14 @@ def train_student(name: str, student_config: dict, splits, train_config, *, seed
                   progress=None):
     """Train (or load from cache) a student on ``n_labelled`` training samples.
 
-    ``teacher=None`` trains from scratch with cross-entropy; otherwise with
+    ``teacher=None`` (or ``alpha=0``) trains from scratch with cross-entropy; otherwise with
     :func:`kd_loss` against the teacher's logits, computed once and attached to the
     batches (no augmentation, so they never change).  Returns ``(model, history, cached)``.
     """
     from .train import get_or_train
 
     subset, idx, sub_cfg = labelled_subset(splits.train, n_labelled, seed, exclude_class)
-    if teacher is None:
+    if teacher is None or alpha == 0.0:  # alpha = 0 is exactly cross-entropy: the scratch student
         objective, obj_cfg = None, {"method": "ce"}
     else:
         subset = subset.with_extras(teacher_logits(teacher, subset, device=device).to(subset.device))

@@ -13,8 +13,9 @@ Command line::
     python -m nncompress.nbtools sanitize-cfg               # print tests/nbval_sanitize.cfg
 
 ``store`` executes each notebook with papermill (default preset, ``-p`` parameters,
-``TQDM_DISABLE=1``) into a temporary folder and writes back the original sources with
-the outputs of the marked cells only.
+progress bars off: ``TQDM_DISABLE=1 NNCOMPRESS_PROGRESS=0``, as nbval should run too)
+into a temporary folder and writes back the original sources with the outputs of the
+marked cells only.
 
 Kept in a marked cell: stream outputs (``\\r`` progress overwrites resolved, text
 sanitised), and of displayed results ``text/plain`` plus the other textual types nbval
@@ -267,7 +268,7 @@ def store_file(path: str | Path, parameters=None, *, kernel: str = "python3",
     run.validate_parameters(path, parameters)
     if timeout is None:
         timeout = run.DEFAULT_TIMEOUT
-    env = {} if progress else {"TQDM_DISABLE": "1"}
+    env = {} if progress else dict(run.NO_PROGRESS_ENV)
     with tempfile.TemporaryDirectory(prefix="nbtools-store-") as tmp:
         result = run.execute(path, Path(tmp) / path.name, parameters, kernel=kernel,
                              timeout=timeout, env=env)

@@ -199,7 +199,8 @@ def resolve(specs: Mapping[str, Spec], namespace: Mapping[str, Any] | None = Non
         raise ParameterError(
             f"unknown parameter {name!r}{extra}; this notebook's parameters are: "
             + ", ".join(sorted(specs))
-            + f" (if you already removed it from the parameters cell, run `del {name}` or restart the kernel)")
+            + (f" (if you already removed it from the parameters cell, run `del {name}` or restart the kernel)"
+               if name not in values else ""))
     preset = given.get("preset") or specs["preset"].default
     preset = check_value("preset", preset, specs["preset"])
     out = {}

@@ -59,6 +59,8 @@ KILL_GRACE = 30.0               # after a timeout, how long the kernel may take 
 INJECTED_TAG = "injected-parameters"
 ERROR_MARKER_TAG = "papermill-error-cell-tag"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+#: kernel environment for --no-progress: tqdm off, and nncompress.train's own switch
+NO_PROGRESS_ENV = {"TQDM_DISABLE": "1", "NNCOMPRESS_PROGRESS": "0"}
 
 
 class UsageError(ValueError):
@@ -512,8 +514,9 @@ def run_notebooks(paths: Iterable[str | Path] | None = None,
     ``paths`` default to the repository's ``notebooks/NN_*.ipynb``; ``out`` to
     ``runs/latest`` there.  ``timeout`` is per notebook in seconds (``None``/``0``: no
     limit; default :data:`DEFAULT_TIMEOUT` in the cpu preset, no limit in gpu).
-    ``progress=False`` disables tqdm in the kernels (``TQDM_DISABLE=1``) and the bar
-    over notebooks; the default is on unless the ``CI`` environment variable is set.
+    ``progress=False`` disables progress bars in the kernels (``TQDM_DISABLE=1``,
+    ``NNCOMPRESS_PROGRESS=0``) and the bar over notebooks; the default is on unless
+    the ``CI`` environment variable is set.
 
     Raises :class:`nncompress.params.ParameterError` (before running anything) if a
     parameter is unknown to a notebook's chapter or not allowed, :class:`UsageError`
@@ -547,7 +550,7 @@ def run_notebooks(paths: Iterable[str | Path] | None = None,
 
     env_for_kernel: dict[str, str] = {"NNCOMPRESS_RUN": "1"}
     if not progress:
-        env_for_kernel["TQDM_DISABLE"] = "1"
+        env_for_kernel.update(NO_PROGRESS_ENV)
     if jobs > 1:  # parallel kernels share the cores instead of each taking all of them
         threads = str(max(1, (os.cpu_count() or 1) // jobs))
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -639,7 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                       help="TQDM_DISABLE=1 in the kernels, no progress bar (default when $CI is set)")
+                       help="TQDM_DISABLE=1 and NNCOMPRESS_PROGRESS=0 in the kernels, no progress "
+                            "bar (default when $CI is set)")
     group.add_argument("--progress", dest="progress", action="store_true",
                        help="keep progress bars even when $CI is set")
     parser.add_argument("--allow-missing-data", action="store_true",

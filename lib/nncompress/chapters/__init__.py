@@ -8,14 +8,22 @@ values before starting a kernel.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any, Mapping
 
 from ..params import Params, Spec, resolve as _resolve
 
-CHAPTERS = {
-    "00_setup_and_tour": "ch00_setup",
-    "01_knowledge_distillation": "ch01_kd",
-}
+def _discover() -> dict[str, str]:
+    """``{notebook stem: module name}`` from every ``chNN_*.py`` module's ``NOTEBOOK``."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("ch"):
+            module = importlib.import_module(f".{info.name}", __name__)
+            found[module.NOTEBOOK] = info.name
+    return dict(sorted(found.items()))
+
+
+CHAPTERS = _discover()
 
 
 def names() -> list[str]:

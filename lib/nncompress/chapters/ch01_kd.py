@@ -10,6 +10,8 @@ from ..data import DATASETS
 from ..models import NAMED
 from ..params import Spec, common_specs
 
+NOTEBOOK = "01_knowledge_distillation"
+
 MODEL_NAMES = tuple(NAMED)
 
 SPECS = {
@@ -24,7 +26,7 @@ SPECS = {
     "teacher_epochs": Spec(int, presets={"cpu": 30, "gpu": 240}, low=1, help="teacher training epochs"),
     "student_epochs": Spec(int, presets={"cpu": 150, "gpu": 240}, low=1, help="student training epochs"),
     "batch_size": Spec(int, presets={"cpu": 100, "gpu": 128}, low=1, help="mini-batch size"),
-    "lr": Spec(float, presets={"cpu": 1e-2, "gpu": 0.05}, low=1e-6, high=10.0, help="student learning rate"),
+    "lr": Spec(float, presets={"cpu": 2e-2, "gpu": 0.05}, low=1e-6, high=10.0, help="student learning rate"),
     "teacher_lr": Spec(float, presets={"cpu": 3e-3, "gpu": 0.05}, low=1e-6, high=10.0, help="teacher learning rate"),
     "weight_decay": Spec(float, presets={"cpu": 0.0, "gpu": 5e-4}, low=0.0, high=1.0, help="weight decay"),
     "schedule": Spec(str, presets={"cpu": "cosine", "gpu": "step"}, choices=("constant", "cosine", "step"),

@@ -81,10 +81,20 @@ def _finish(splits: Splits, device, augment: bool) -> Splits:
 
 
 def split_off(data: DeviceData, n_val: int, seed: int) -> tuple[DeviceData, DeviceData]:
-    """Deterministically hold ``n_val`` samples of ``data`` out as a validation set."""
-    g = torch.Generator().manual_seed(seed + 7919)
-    perm = torch.randperm(len(data), generator=g)
-    return data.subset(perm[n_val:]), data.subset(perm[:n_val])
+    """``(train, val)``: hold ``n_val`` samples of ``data`` out, deterministically from ``seed``.
+
+    With ``n_val == 0`` the data is returned as is (same order) with an empty validation set.
+    """
+    name = data.name
+    if n_val == 0:
+        train, val = data, data.subset(slice(0, 0))
+    else:
+        g = torch.Generator().manual_seed(seed + 7919)
+        perm = torch.randperm(len(data), generator=g)
+        train, val = data.subset(perm[n_val:]), data.subset(perm[:n_val])
+    train.name = name
+    val.name = name.rsplit("/", 1)[0] + "/val"
+    return train, val
 
 
 __all__ = ["DeviceData", "Splits", "load", "split_off", "batch_augment", "DATASETS", "OFFLINE", "REAL"]

@@ -45,19 +45,6 @@ def _mnist1d_version() -> str:
         return "unknown"
 
 
-def hold_out(data: DeviceData, n_val: int, seed: int) -> tuple[DeviceData, DeviceData]:
-    """``(train, val)``: :func:`~nncompress.data.split_off` that keeps ``data`` as is when ``n_val == 0``.
-
-    (``split_off`` permutes the rows even when holding out nothing; shared by all loaders.)
-    """
-    name = data.name
-    if n_val == 0:
-        train, val = data, data.subset(slice(0, 0))
-    else:
-        train, val = split_off(data, n_val, seed)
-    train.name = name
-    val.name = name.rsplit("/", 1)[0] + "/val"
-    return train, val
 
 
 @functools.lru_cache(maxsize=8)
@@ -107,7 +94,7 @@ def load_mnist1d(*, seed: int = 0, n_train: int | None = None, n_test: int | Non
     x = (x - mean) / std
     train = DeviceData(x[:n_train], y[:n_train], name="mnist1d/train")
     test = DeviceData(x[n_train:], y[n_train:], name="mnist1d/test")
-    train, val = hold_out(train, n_val, seed)
+    train, val = split_off(train, n_val, seed)
     info = {"dataset": "mnist1d", "seed": int(seed), "n_train": n_train, "n_test": n_test,
             "n_val": n_val, "generator": "mnist1d.data.make_dataset",
             "mnist1d_version": _mnist1d_version(), "generator_version": GENERATOR_VERSION,

@@ -1,34 +1,34 @@
 """``shapes``: a procedural 32x32 RGB image set with confusable class groups.
 
 A CIFAR-sized stand-in that is generated in about a second on one CPU core and never
-downloaded, but that is *not* trivially separable: its ten classes come in three groups
-of look-alikes, so accuracy, capacity and compression effects are visible (a small CNN
-stays clearly below 100 %, a bigger CNN beats a tiny one by several points, and most
-errors fall within a group - the measured numbers are in the course notes).
+downloaded, but that separates model capacities: its ten classes come in three groups
+of look-alikes.  Measured with ``SimpleCNN`` trained 8 epochs on 5000 images (Adam,
+lr 2e-3, batch 128, cosine schedule), tested on 2000: widths (4, 8, 16) ~45 %,
+(8, 16, 32) ~60 % (~73 % with batch 64), (32, 64, 128) at depth 2 ~97 %; 70-80 % of
+the small models' errors and all of the big one's fall within a group.
 
-Classes (index: name - what distinguishes it *within* its group):
+Classes (index: name - what distinguishes it *within* its group); the groups differ in
+coarse structure (filled blob / outline with a hole / thin bars), the classes within a
+group in finer cues (corners, elongation, angle):
 
-* group 0, **round blobs**:
-  ``0 circle`` (filled disk);
-  ``1 ellipse`` (filled, axis ratio 0.55-0.8, any orientation);
-  ``2 ring`` (disk with a centred hole of 0.3-0.5 of the radius).
-* group 1, **four corners**:
-  ``3 square`` (filled, axis-aligned within +-12 deg);
-  ``4 rectangle`` (filled, side ratio 0.5-0.75, any orientation);
-  ``5 diamond`` (a square turned 45 +- 12 deg);
-  ``6 frame`` (a hollow square, inner side 0.35-0.55 of the outer, within +-12 deg).
-* group 2, **thin bars**:
-  ``7 plus`` (two crossing bars, axis-aligned within +-12 deg);
-  ``8 cross`` (the same turned 45 +- 12 deg, an "x");
-  ``9 asterisk`` (three bars 60 deg apart, any orientation).
+* group 0, **solid** (filled, all four with the same area, so size is no cue):
+  ``0 circle``; ``1 ellipse`` (axis ratio 0.45-0.9: the roundest are genuinely hard
+  to tell from a circle); ``2 square``; ``3 triangle`` (equilateral).
+* group 1, **hollow** (outlines with a hole):
+  ``4 ring`` (hole 0.35-0.5 of the radius); ``5 frame`` (hollow square, inner side
+  0.35-0.5 of the outer); ``6 hollow_triangle`` (inner size 0.2-0.35 of the outer).
+* group 2, **bars**: ``7 plus`` (two crossing bars, axis-aligned within +-20 deg);
+  ``8 cross`` (the same turned 45 +- 20 deg, an "x" - the two meet within 5 deg);
+  ``9 asterisk`` (three bars 60 deg apart).
 
-Nuisance factors, drawn independently of the class: position (centre anywhere in the
-middle 70 % of the image), size (radius 28-55 % of the half-width), rotation where it
-is not the class cue, foreground and background colours (every RGB channel of the
-foreground differs from the background by 0.2-0.8; colour carries no class
-information), a linear background gradient, 2-4 thin distractor strokes behind the
-shape, sometimes one in front of it, and i.i.d. gaussian pixel noise
-(sigma 0.04-0.16).  The shapes are drawn anti-aliased from signed distance functions.
+Rotation is free wherever it is not the cue (everything but plus/cross).  Nuisance
+factors, all drawn independently of the class: position (centre within +-28 % of the
+half-width), size (about 7-11 px radius), colours (background brightness uniform in
+[0, 1], foreground brightness 0.45-0.75 brighter *or* darker, each with a random tint:
+colour carries no class information), a linear background gradient, 1-3 faint thin
+distractor strokes behind the shape and, in 20 % of the images, one in front of it,
+and i.i.d. gaussian pixel noise (sigma 0.02-0.08).  Shapes are drawn anti-aliased
+from signed distance functions.  :data:`GROUPS` / :func:`class_groups` give the groups.
 
 Everything is vectorised in torch and deterministic from ``seed`` through
 ``torch.Generator`` objects (the global RNG is never touched).  Images are generated in
@@ -44,7 +44,7 @@ import torch
 
 from . import Splits
 from .device import DeviceData
-from .mnist1d import hold_out
+from . import split_off
 
 CLASSES = ["circle", "ellipse", "square", "triangle",
            "ring", "frame", "hollow_triangle",
@@ -58,18 +58,18 @@ DEFAULT_N_TEST = 2000
 GENERATOR_VERSION = 1
 _BLOCK = 1000
 _SPLIT_ID = {"train": 0, "test": 1}
-_JITTER = math.radians(12.0)
+_JITTER = math.radians(20.0)
 #: class -> range of its shape parameter (hollow: inner/outer ratio, bars: half-width)
-_SHAPE_PAR = {1: (0.5, 0.7), 4: (0.45, 0.6), 5: (0.45, 0.6), 6: (0.3, 0.45),
+_SHAPE_PAR = {1: (0.45, 0.9), 4: (0.35, 0.5), 5: (0.35, 0.5), 6: (0.2, 0.35),
               7: (0.17, 0.27), 8: (0.17, 0.27), 9: (0.15, 0.24)}
 # generator knobs (part of GENERATOR_VERSION: changing one changes the data)
-_KNOBS = {"center": 0.35, "scale": (0.35, 0.6), "contrast": (0.3, 0.7), "chroma": (0.0, 1.0), "grad": 0.25,
-          "strokes": (1, 3), "stroke_alpha": (0.25, 0.6), "front_p": 0.2,
-          "noise": (0.02, 0.1)}
+_KNOBS = {"center": 0.28, "scale": (0.5, 0.75), "contrast": (0.45, 0.75), "chroma": (0.0, 0.3),
+          "grad": 0.25, "strokes": (1, 3), "stroke_alpha": (0.2, 0.5), "front_p": 0.2,
+          "noise": (0.02, 0.08)}
 
 
 def class_groups() -> list[list[str]]:
-    """The class names of each confusable group, e.g. ``[["circle", "ellipse", "ring"], ...]``."""
+    """The class names of each confusable group: ``[["circle", "ellipse", "square", "triangle"], ...]``."""
     return [[CLASSES[i] for i in group] for group in GROUPS]
 
 
@@ -178,8 +178,8 @@ def _uniform(g, n, lo, hi, *shape):
 
 def _draw_params(g: torch.Generator, n: int) -> dict[str, torch.Tensor]:
     """All random choices for ``n`` images (the order of draws fixes the data: keep it)."""
-    y = torch.arange(n) % len(CLASSES)
-    y = y[torch.randperm(n, generator=g)]
+    k = len(CLASSES)           # every aligned run of k images holds each class once
+    y = torch.argsort(torch.rand(-(-n // k), k, generator=g), dim=1).flatten()[:n]
     p = {"y": y}
     kn = _KNOBS
     p["cx"] = _uniform(g, n, -kn["center"], kn["center"])
@@ -187,7 +187,6 @@ def _draw_params(g: torch.Generator, n: int) -> dict[str, torch.Tensor]:
     p["scale"] = _uniform(g, n, *kn["scale"])
     free = _uniform(g, n, 0, 2 * math.pi)
     jitter = _uniform(g, n, -_JITTER, _JITTER)
-    # rotation: free where it is no cue; axis-aligned or 45 deg (+- jitter) where it is
     # rotation is free except for plus (axis-aligned) vs cross (turned 45 deg), +- jitter
     p["angle"] = torch.where(y == 7, jitter, torch.where(y == 8, math.pi / 4 + jitter, free))
     u = torch.rand(n, generator=g)
@@ -227,7 +226,7 @@ def _draw_params(g: torch.Generator, n: int) -> dict[str, torch.Tensor]:
 
 
 def _render(p: dict[str, torch.Tensor], size: int) -> torch.Tensor:
-    """Images ``(n, 3, size, size)`` in [0, 1] (before noise clipping) from parameters."""
+    """Images ``(n, 3, size, size)`` in [0, 1] from parameters (noise added, then clipped)."""
     n = len(p["y"])
     px_size = 2.0 / size  # one pixel in image coordinates ([-1, 1])
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) * px_size - 1
@@ -288,15 +287,22 @@ def generate(n: int, *, seed: int = 0, split: str = "train", size: int = 32) -> 
     """Raw images ``(n, 3, size, size)`` float32 in [0, 1] and labels ``(n,)`` int64.
 
     Deterministic from ``(seed, split)``; the first ``m`` of ``generate(n)`` equal
-    ``generate(m)``.  Classes are balanced within every block of 1000.
+    ``generate(m)``.  Each aligned run of 10 images holds every class once.
     """
     xs, ys = [], []
-    for block in range(-(-n // _BLOCK)):
-        take = min(_BLOCK, n - block * _BLOCK)
-        p = _draw_params(_block_generator(seed, split, block), _BLOCK)
-        p = {k: (v[:take] if k != "noise_seed" else v) for k, v in p.items()}
-        xs.append(_render(p, size))
-        ys.append(p["y"])
+    # The work is many small element-wise ops: one thread is as fast on an idle machine
+    # and 10-40x faster on a busy one (intra-op threads spin-waiting for a core).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for block in range(-(-n // _BLOCK)):
+            take = min(_BLOCK, n - block * _BLOCK)
+            p = _draw_params(_block_generator(seed, split, block), _BLOCK)
+            p = {k: (v[:take] if k != "noise_seed" else v) for k, v in p.items()}
+            xs.append(_render(p, size))
+            ys.append(p["y"])
+    finally:
+        torch.set_num_threads(threads)
     if not xs:
         return torch.zeros(0, 3, size, size), torch.zeros(0, dtype=torch.int64)
     return torch.cat(xs).float(), torch.cat(ys).long()
@@ -324,7 +330,7 @@ def load_shapes(*, seed: int = 0, n_train: int | None = None, n_test: int | None
     std = x_tr.std(dim=(0, 2, 3), keepdim=True).clamp(min=1e-6)
     train = DeviceData((x_tr - mean) / std, y_tr, name="shapes/train")
     test = DeviceData((x_te - mean) / std, y_te, name="shapes/test")
-    train, val = hold_out(train, n_val, seed)
+    train, val = split_off(train, n_val, seed)
     info = {"dataset": "shapes", "seed": int(seed), "n_train": n_train, "n_test": n_test,
             "n_val": n_val, "size": size, "generator_version": GENERATOR_VERSION,
             "standardise": "train-per-channel"}

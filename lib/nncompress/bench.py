@@ -1,0 +1,154 @@
+"""``make bench``: the course's benchmark table.
+
+1. **Notebook run times** in the default preset, each notebook executed by the course
+   runner with an empty checkpoint cache (cold: everything trained), then again with the
+   cache it filled (warm: what a rerun costs).
+2. **Training-loop throughput**: :func:`nncompress.train.fit` on device-resident data
+   (:class:`~nncompress.data.DeviceData`) against the textbook ``DataLoader`` loop over a
+   ``TensorDataset`` - same model, data, batch size and optimizer - in samples/s.
+3. **Teacher-output caching for KD**: a KD epoch that runs the teacher on every batch vs
+   one that reads the teacher's logits computed once (possible without augmentation).
+
+Writes ``OUT/bench.json`` and ``OUT/bench.md``; ``--skip-notebooks`` for the loop parts only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def _plain_loop(model, x, y, batch_size, epochs, lr):
+    ds = torch.utils.data.TensorDataset(x, y)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        for xb, yb in dl:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
+def loop_throughput(*, n: int = 4000, batch_size: int = 100, epochs: int = 3, arch: str = "conv1d-16") -> dict:
+    """Samples/s of ``train.fit`` (device-resident) vs a plain DataLoader loop."""
+    from . import data, models, train
+
+    splits = data.load("mnist1d", seed=0, n_train=n + 500, n_val=0)
+    x, y = splits.train.x[:n].cpu(), splits.train.y[:n].cpu()
+    cfg = models.named_config(arch)
+    res = {}
+    for name in ("dataloader", "nncompress.fit"):
+        torch.manual_seed(0)
+        m = models.for_data(cfg, splits)
+        t0 = time.perf_counter()
+        if name == "dataloader":
+            _plain_loop(m, x, y, batch_size, epochs, 1e-3)
+        else:
+            train.fit(m, data.DeviceData(x, y), dict(epochs=epochs, batch_size=batch_size, lr=1e-3,
+                                                     schedule="constant"), device="cpu", progress=False)
+        res[name] = n * epochs / (time.perf_counter() - t0)
+    return {"arch": arch, "n": n, "batch_size": batch_size, "epochs": epochs,
+            "samples_per_s": res, "ratio": res["nncompress.fit"] / res["dataloader"]}
+
+
+def kd_teacher_cache_speedup(*, n: int = 4000, batch_size: int = 100, epochs: int = 3) -> dict:
+    """KD epochs with the teacher run per batch vs teacher logits computed once."""
+    from . import data, distill, models, train
+
+    splits = data.load("mnist1d", seed=0, n_train=n + 500, n_val=0)
+    d = data.DeviceData(splits.train.x[:n], splits.train.y[:n])
+    teacher = models.for_data(models.named_config("conv1d-64"), splits).eval()
+    cfg = dict(epochs=epochs, batch_size=batch_size, lr=1e-3, schedule="constant")
+    times = {}
+    for mode in ("teacher per batch", "cached logits"):
+        torch.manual_seed(0)
+        student = models.for_data(models.named_config("conv1d-16"), splits)
+        t0 = time.perf_counter()
+        if mode == "cached logits":
+            dd = d.with_extras(distill.teacher_logits(teacher, d, device="cpu"))
+        else:
+            dd = d
+        train.fit(student, dd, cfg, objective=distill.KDObjective(teacher, 4.0, 0.9), device="cpu",
+                  progress=False)
+        times[mode] = time.perf_counter() - t0
+    return {"seconds": times, "speedup": times["teacher per batch"] / times["cached logits"]}
+
+
+def notebook_times(notebooks=None) -> list[dict]:
+    """Each notebook cold (empty cache) and warm (the cache it filled)."""
+    from .run import run_notebooks
+
+    rows = []
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+        old = os.environ.get("NNCOMPRESS_CACHE")
+        os.environ["NNCOMPRESS_CACHE"] = cache
+        try:
+            cold = run_notebooks(notebooks, out=Path(out) / "cold", progress=False)
+            warm = run_notebooks(notebooks, out=Path(out) / "warm", progress=False)
+        finally:
+            if old is None:
+                os.environ.pop("NNCOMPRESS_CACHE", None)
+            else:
+                os.environ["NNCOMPRESS_CACHE"] = old
+    for c, w in zip(cold, warm):
+        rows.append({"notebook": c.notebook, "status": c.status, "cold_s": round(c.seconds, 1),
+                     "warm_s": round(w.seconds, 1)})
+    return rows
+
+
+def to_markdown(result: dict) -> str:
+    lines = [f"# Benchmarks ({result['environment']['platform']}, {result['environment']['cpu_count']} CPUs, "
+             f"torch {result['environment']['torch']}, {result['date']})", ""]
+    if result.get("notebooks"):
+        lines += ["## Notebook run time, default preset", "",
+                  "| notebook | status | cold (s) | warm rerun (s) |", "|---|---|---:|---:|"]
+        lines += [f"| {r['notebook']} | {r['status']} | {r['cold_s']} | {r['warm_s']} |" for r in result["notebooks"]]
+        lines.append(f"| **total** | | {sum(r['cold_s'] for r in result['notebooks']):.1f} | "
+                     f"{sum(r['warm_s'] for r in result['notebooks']):.1f} |")
+        lines.append("")
+    lp = result["loop"]
+    lines += ["## Training loop throughput (CPU)", "",
+              f"{lp['arch']} on MNIST-1D, {lp['n']} samples, batch {lp['batch_size']}, {lp['epochs']} epochs.", "",
+              "| loop | samples/s |", "|---|---:|"]
+    lines += [f"| {k} | {v:,.0f} |" for k, v in lp["samples_per_s"].items()]
+    lines += [f"| **ratio** | **{lp['ratio']:.2f}x** |", ""]
+    kd = result["kd_cache"]
+    lines += ["## KD with teacher outputs cached", "", "| mode | seconds |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in kd["seconds"].items()]
+    lines += [f"| **speed-up** | **{kd['speedup']:.2f}x** |", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from .run import environment
+
+    ap = argparse.ArgumentParser(prog="python -m nncompress.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="runs/bench")
+    ap.add_argument("--skip-notebooks", action="store_true")
+    ap.add_argument("notebooks", nargs="*")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("NNCOMPRESS_PROGRESS", "0")
+    result = {"environment": environment(), "date": time.strftime("%Y-%m-%d")}
+    result["loop"] = loop_throughput()
+    result["kd_cache"] = kd_teacher_cache_speedup()
+    if not args.skip_notebooks:
+        result["notebooks"] = notebook_times(args.notebooks or None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    md = to_markdown(result)
+    (out / "bench.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""Every chapter executes in its default preset (papermill, through the course runner),
+then nbval re-executes the stored notebooks and compares the cells marked
+``# NBVAL_CHECK_OUTPUT`` (deterministic numbers: shapes, parameter counts, FLOPs, bytes).
+
+The nbval pass shares the checkpoint cache the papermill pass filled, so it re-uses the
+trained teachers and students instead of training them again (the course's own promise).
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+pytestmark = pytest.mark.notebooks
+
+
+@pytest.fixture(scope="module")
+def course_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("course-cache")
+
+
+def test_there_are_notebooks():
+    assert [p.stem[:2] for p in NOTEBOOKS][:2] == ["00", "01"]
+
+
+def test_notebooks_are_diff_friendly():
+    """Stored notebooks keep outputs only where nbval compares them (nbtools check)."""
+    proc = subprocess.run([sys.executable, "-m", "nncompress.nbtools", "check", *map(str, NOTEBOOKS)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_in_default_preset(notebook, tmp_path, course_cache, monkeypatch):
+    from nncompress.run import run_notebooks
+
+    monkeypatch.setenv("NNCOMPRESS_CACHE", str(course_cache))
+    (result,) = run_notebooks([notebook], out=tmp_path, progress=False, quiet=True)
+    assert result.status == "ok", f"{result.status}: {result.error} (cell {result.error_cell})"
+    assert result.records, "a chapter must record its headline numbers with nc.record(...)"
+    assert (tmp_path / "summary.json").exists() and (tmp_path / "summary.md").exists()
+
+
+def test_stored_outputs_match_nbval(course_cache):
+    env = {**os.environ, "NNCOMPRESS_CACHE": str(course_cache), "NNCOMPRESS_PROGRESS": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), "--nbval-cell-timeout", "600",
+         *map(str, NOTEBOOKS)],
+        cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
