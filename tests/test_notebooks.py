@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+OFFLINE = ROOT / "tests" / "offline"  # sitecustomize that refuses non-loopback connections
 
 pytestmark = pytest.mark.notebooks
 
@@ -39,14 +40,27 @@ def test_notebook_executes_in_default_preset(notebook, tmp_path, course_cache, m
     from nncompress.run import run_notebooks
 
     monkeypatch.setenv("NNCOMPRESS_CACHE", str(course_cache))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(OFFLINE), os.environ.get("PYTHONPATH")])))
     (result,) = run_notebooks([notebook], out=tmp_path, progress=False, quiet=True)
     assert result.status == "ok", f"{result.status}: {result.error} (cell {result.error_cell})"
     assert result.records, "a chapter must record its headline numbers with nc.record(...)"
     assert (tmp_path / "summary.json").exists() and (tmp_path / "summary.md").exists()
 
 
+def test_offline_guard_blocks_the_network():
+    """The guard the notebook kernels run under really refuses outside connections."""
+    code = ("import socket\n"
+            "try:\n    socket.create_connection(('93.184.216.34', 80), timeout=2)\nexcept OSError as e:\n"
+            "    print(type(e).__name__)\n"
+            "try:\n    socket.getaddrinfo('example.com', 443)\nexcept OSError as e:\n    print(type(e).__name__)\n")
+    env = {**os.environ, "PYTHONPATH": str(OFFLINE)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split()
+    assert out == ["NetworkDisabled", "NetworkDisabled"]
+
+
 def test_stored_outputs_match_nbval(course_cache):
-    env = {**os.environ, "NNCOMPRESS_CACHE": str(course_cache), "NNCOMPRESS_PROGRESS": "0"}
+    env = {**os.environ, "NNCOMPRESS_CACHE": str(course_cache), "NNCOMPRESS_PROGRESS": "0",
+           "PYTHONPATH": str(OFFLINE)}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
          "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), "--nbval-cell-timeout", "600",

@@ -128,24 +128,40 @@ def entry_path(name: str, config: dict) -> Path:
     return cache_dir() / f"{safe}-{cache_key({'name': name, **config})}.pt"
 
 
+def lookup(name: str, config: dict) -> Any | None:
+    """The cached value for ``(name, config)``, or ``None`` (a corrupt entry is discarded)."""
+    path = entry_path(name, config)
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(path)["value"]
+    except (CorruptCheckpoint, KeyError, OSError) as exc:
+        log.warning("discarding cache entry %s: %s", path.name, exc)
+        for p in (path, path.with_name(path.name + ".sha256")):
+            p.unlink(missing_ok=True)
+        return None
+
+
+def store(name: str, config: dict, value: Any) -> None:
+    """Write the entry for ``(name, config)`` (atomically, with its checksum)."""
+    save_checkpoint({"value": value, "config": json.dumps(_canonical(config))}, entry_path(name, config))
+
+
 def get_or_compute(name: str, config: dict, compute: Callable[[], Any], *,
                    refresh: bool = False) -> tuple[Any, bool]:
     """Return ``(value, cached)``: the cached value for ``(name, config)`` or ``compute()``.
 
     ``value`` must be something ``torch.load(weights_only=True)`` can read back
     (tensors, dicts, lists, numbers, strings).  A corrupt entry is discarded and
-    recomputed; the config is stored beside the value for inspection.
+    recomputed; the config is stored beside the value for inspection.  A file lock per
+    entry makes concurrent processes compute it once.
     """
     path = entry_path(name, config)
     with FileLock(str(path) + ".lock"):
-        if path.exists() and not refresh:
-            try:
-                entry = load_checkpoint(path)
-                return entry["value"], True
-            except (CorruptCheckpoint, KeyError, OSError) as exc:
-                log.warning("discarding cache entry %s: %s", path.name, exc)
-                for p in (path, path.with_name(path.name + ".sha256")):
-                    p.unlink(missing_ok=True)
+        if not refresh:
+            value = lookup(name, config)
+            if value is not None:
+                return value, True
         value = compute()
-        save_checkpoint({"value": value, "config": json.dumps(_canonical(config))}, path)
+        store(name, config, value)
         return value, False

@@ -67,6 +67,40 @@ def progress_enabled(progress: bool | None) -> bool:
     return os.environ.get("NNCOMPRESS_PROGRESS", "1") not in ("0", "false", "no")
 
 
+def distributed() -> tuple[int, int]:
+    """``(rank, world_size)``; initialises the process group when launched by ``torchrun``.
+
+    ``torchrun --nproc_per_node N script.py`` sets ``WORLD_SIZE``/``RANK``/``MASTER_ADDR``;
+    the first call here then creates the default process group (NCCL on CUDA, gloo on
+    CPU).  A plain ``python`` run returns ``(0, 1)`` and touches nothing.
+    """
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return 0, 1
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0, 1
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (or without torchrun): the process that prints, plots and writes files."""
+    return distributed()[0] == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op without torchrun)."""
+    if distributed()[1] > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 @dataclass
 class TrainConfig:
     """Everything about *how* a model is trained (part of every cache key)."""
@@ -170,12 +204,17 @@ def cross_entropy_objective(model: nn.Module, batch: tuple) -> tuple[torch.Tenso
     return F.cross_entropy(logits, y), logits
 
 
-def _iter_batches(data, batch_size: int, shuffle: bool, generator, device) -> Iterable[tuple]:
+def _iter_batches(data, batch_size: int, shuffle: bool, generator, device,
+                  shard: tuple[int, int] = (0, 1)) -> Iterable[tuple]:
+    """Batches on ``device``; with ``shard=(rank, world)`` each rank gets rows ``rank::world``
+    of every global batch (all ranks draw the same permutation from the same seed)."""
+    rank, world = shard
     if hasattr(data, "batches"):
         if data.device != device:
             data = data.to(device)
-        yield from data.batches(batch_size, shuffle=shuffle, generator=generator)
-    else:  # a DataLoader (its own batch size and shuffling)
+        for batch in data.batches(batch_size, shuffle=shuffle, generator=generator):
+            yield batch if world == 1 else tuple(t[rank::world] for t in batch)
+    else:  # a DataLoader (its own batch size and shuffling; use a DistributedSampler under torchrun)
         for batch in data:
             yield tuple(t.to(device, non_blocking=True) for t in batch)
 
@@ -221,11 +260,28 @@ def fit(model: nn.Module, train, config: TrainConfig | dict | None = None, *,
     objective = objective or cross_entropy_objective
     amp = device.type == "cuda" if amp is None else amp
     generator = seed_everything(seed)
+    rank, world = distributed()
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
     model.to(device)
     extra_modules = list(extra_modules)
     for m in extra_modules:
         m.to(device)
     params = [p for m in [model, *extra_modules] for p in m.parameters() if p.requires_grad]
+    net = model
+    if world > 1:
+        # DistributedDataParallel averages gradients over ranks; each rank sees rows
+        # rank::world of the same global batch, so one step equals a single-process step
+        # on the global batch (exactly, for models without batch statistics).
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        extra_modules = [DDP(m) if any(p.requires_grad for p in m.parameters()) else m
+                         for m in extra_modules]
+        if progress is None:
+            progress = rank == 0 and progress_enabled(None)
+        else:
+            progress = progress and rank == 0
     opt = make_optimizer(params, cfg)
     steps_per_epoch = _num_batches(train, cfg.batch_size)
     total = max(1, cfg.epochs * steps_per_epoch)
@@ -243,9 +299,9 @@ def fit(model: nn.Module, train, config: TrainConfig | dict | None = None, *,
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for batch in _iter_batches(train, cfg.batch_size, True, generator, device):
+        for batch in _iter_batches(train, cfg.batch_size, True, generator, device, (rank, world)):
             with _autocast(device, amp):
-                loss, logits = objective(model, batch)
+                loss, logits = objective(net, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -255,6 +311,13 @@ def fit(model: nn.Module, train, config: TrainConfig | dict | None = None, *,
             if logits is not None:
                 correct += (logits.detach().argmax(1) == batch[1]).sum()
             seen += n
+        if world > 1:
+            import torch.distributed as dist
+
+            totals = torch.stack([loss_sum, correct.to(loss_sum.dtype),
+                                  torch.tensor(float(seen), device=device)])
+            dist.all_reduce(totals)
+            loss_sum, correct, seen = totals[0], totals[1], int(totals[2].item())
         row = dict(epoch=epoch + 1, train_loss=loss_sum.item() / max(seen, 1),
                    train_acc=correct.item() / max(seen, 1), lr=opt.param_groups[0]["lr"])
         if val is not None:
@@ -325,8 +388,31 @@ def get_or_train(name: str, model_config: dict, splits, train_config: TrainConfi
         return {"state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
                 "history": hist.to_dict()}
 
-    value, cached = cache.get_or_compute(name, key_cfg, compute, refresh=refresh)
+    if distributed()[1] > 1:
+        value, cached = _get_or_compute_distributed(name, key_cfg, compute, refresh)
+    else:
+        value, cached = cache.get_or_compute(name, key_cfg, compute, refresh=refresh)
     model.load_state_dict(value["state_dict"])
     model.to(select_device(device)).eval()
     model.cache_key = cache.cache_key({"name": name, **key_cfg})
     return model, History.from_dict(value["history"]), cached
+
+
+def _get_or_compute_distributed(name: str, key_cfg: dict, compute, refresh: bool):
+    """Under torchrun: rank 0 decides hit or miss for everyone (so all ranks train together
+    or all load), every rank trains on a miss, and only rank 0 writes the entry."""
+    import torch.distributed as dist
+
+    from . import cache
+
+    value = None if refresh or not is_main_process() else cache.lookup(name, key_cfg)
+    hit = [value is not None]
+    dist.broadcast_object_list(hit, src=0)
+    if hit[0]:
+        barrier()
+        return (value if is_main_process() else cache.lookup(name, key_cfg)), True
+    value = compute()
+    if is_main_process():
+        cache.store(name, key_cfg, value)
+    barrier()
+    return value, False
