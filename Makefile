@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NB     ?=
 ARGS   ?=
 
-.PHONY: install run lab test test-fast bench exercises check-exercises store-outputs kernel clean-runs
+.PHONY: install run lab test test-fast bench exercises check-exercises store-outputs classroom report clean-runs
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## create .venv and install the pinned environment + the course kernel
 
-run: $(STAMP)  ## execute every notebook (or NB=notebooks/01_...ipynb) and write runs/latest/summary.md
+run: $(STAMP)  ## execute every notebook (or NB=notebooks/01_...ipynb); runs/latest/summary.md + report.md
 	$(PY) -m nncompress.run $(NB) --out runs/latest $(ARGS)
 
 lab: $(STAMP)  ## open the course in JupyterLab
@@ -41,6 +41,12 @@ check-exercises: $(STAMP)
 
 store-outputs: $(STAMP)  ## re-execute notebooks and keep only the outputs nbval compares
 	$(PY) -m nncompress.nbtools store $(or $(NB),notebooks/*.ipynb)
+
+classroom: $(STAMP)  ## a stock nbgrader course directory in classroom/ (or DIR=...), one assignment per solution
+	$(PY) -m nncompress.grading course $(or $(DIR),classroom)
+
+report: $(STAMP)  ## refresh the README results block + docs/results/ from runs/latest
+	$(PY) -m nncompress.report runs/latest --update-readme README.md
 
 clean-runs:
 	rm -rf runs/

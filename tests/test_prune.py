@@ -250,3 +250,13 @@ def test_scratch_budgets():
     small = prune.structured_prune(full, 0.5)
     b = prune.scratch_budgets(full, small, (3, 8, 8), 10)
     assert b["E"] == 10 and b["B"] == round(10 * b["full_flops"] / b["pruned_flops"]) > 10
+
+
+def test_recalibrate_bn_matches_data_statistics():
+    torch.manual_seed(0)
+    m = _randomize_bn(models.SimpleCNN(3, 10, (4, 8)))
+    x = torch.randn(32, 3, 8, 8) * 2 + 1
+    prune.recalibrate_bn(m, x, batch_size=32)
+    h = m.stages[0][0][0](x)
+    assert torch.allclose(m.stages[0][0][1].running_mean, h.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert not m.training and m.stages[0][0][1].momentum == 0.1

@@ -12,7 +12,7 @@ from nncompress import quantize as q
 from nncompress import storage as st
 
 
-@pytest.mark.parametrize("probs", [[0.5, 0.25, 0.125, 0.125], [0.9, 0.05, 0.03, 0.02], [0.1] * 10, [1.0]])
+@pytest.mark.parametrize("probs", [[0.5, 0.25, 0.125, 0.125], [0.9, 0.05, 0.03, 0.02], [0.1] * 10, [0.6, 0.4]])
 def test_huffman_round_trip_and_length_within_entropy_bound(probs):
     rng = np.random.default_rng(0)
     data = rng.choice(len(probs), size=3000, p=np.array(probs) / sum(probs)).tolist()
@@ -24,6 +24,12 @@ def test_huffman_round_trip_and_length_within_entropy_bound(probs):
     assert H - 1e-9 <= L < H + 1
     assert abs(nbits / len(data) - L) < 1e-12
     assert st.Huffman.from_table(h.table_bytes()).codes == h.codes
+
+
+def test_huffman_single_symbol_uses_one_bit():
+    h = st.Huffman.fit([7] * 10)  # H = 0, the one case where L = H + 1
+    blob, nbits = h.encode([7] * 10)
+    assert nbits == 10 and h.decode(blob, 10) == [7] * 10
 
 
 def test_huffman_code_is_prefix_free():

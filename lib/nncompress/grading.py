@@ -10,6 +10,7 @@ database or a course directory (``SaveCells``)::
     python -m nncompress.grading generate           # write exercises/*.ipynb
     python -m nncompress.grading generate --check   # exit 1 if any is stale or missing
     python -m nncompress.grading grade solutions/01_knowledge_distillation.ipynb
+    python -m nncompress.grading course classroom     # a stock nbgrader course directory
 
 nbgrader is a teacher/test dependency, so it is imported inside the functions only.
 
@@ -259,6 +260,86 @@ def grade(executed_nb: NotebookNode | str | os.PathLike) -> tuple[float, float, 
     return score, max_score, per_cell
 
 
+# --------------------------------------------------------------------------- classroom
+
+COURSE_ID = "nncompress"
+
+_CONFIG_TEMPLATE = '''\
+# nbgrader configuration of the nncompress course, written by
+# `python -m nncompress.grading course`.  Run nbgrader's commands in this folder.
+import os
+
+c = get_config()  # noqa: F821 (defined by nbgrader when it loads this file)
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+# assignments (one per chapter, source/<name>/<name>.ipynb from the repository's solutions/):
+#   {assignments}
+# `nbgrader generate_assignment <name>` adds one to the gradebook.
+# the notebooks import torch and nncompress: give a cell time
+c.Execute.timeout = {timeout}
+# where `nbgrader release_assignment` / `fetch_assignment` / `submit` / `collect` meet
+# (nbgrader's default /srv/nbgrader/exchange); uncomment for a shared folder of your own:
+# c.Exchange.root = "/srv/nbgrader/exchange"
+'''
+
+
+def _select(sources: list[Path], assignments) -> list[Path]:
+    if assignments is None:
+        return sources
+    wanted = [str(a) for a in ([assignments] if isinstance(assignments, (str, os.PathLike))
+                               else assignments)]
+    chosen = []
+    for name in wanted:
+        match = [p for p in sources if p.stem == name or p.stem.split("_", 1)[0] == name
+                 or p.name == name]
+        if not match:
+            raise ValueError(f"assignments: no solution notebook {name!r}; "
+                             f"available: {[p.stem for p in sources]}")
+        chosen += [p for p in match if p not in chosen]
+    return chosen
+
+
+def build_course(course_dir: str | os.PathLike, solutions_dir: str | os.PathLike = "solutions",
+                 assignments=None, *, course_id: str = COURSE_ID, timeout: int = 120,
+                 verbose: bool = False) -> list[str]:
+    """Write a stock nbgrader course directory for the graded assignments.
+
+    ``course_dir/nbgrader_config.py`` (course id, root = that folder, the assignments,
+    a per-cell execution timeout) and ``course_dir/source/NAME/NAME.ipynb`` copied byte
+    for byte from ``solutions_dir/NAME.ipynb`` (one assignment per chapter, named like
+    its notebook, e.g. ``01_knowledge_distillation``).  ``assignments``: names (notebook
+    stems, or chapter numbers like ``"01"``) to include; default all.  Returns the
+    assignment names.  Existing files in ``source/`` are overwritten; nothing else in
+    ``course_dir`` (release/, submitted/, the gradebook) is touched.
+
+    Then, in ``course_dir``, nbgrader's own commands::
+
+        nbgrader generate_assignment 01_knowledge_distillation   # -> release/
+        nbgrader release_assignment 01_knowledge_distillation    # to the exchange
+        nbgrader collect 01_knowledge_distillation               # -> submitted/<student>/
+        nbgrader autograde 01_knowledge_distillation             # -> autograded/, gradebook.db
+        nbgrader export                                          # -> grades.csv
+    """
+    course_dir, solutions_dir = Path(course_dir), Path(solutions_dir)
+    sources = _solution_files(solutions_dir)
+    if not sources:
+        raise FileNotFoundError(f"no *.ipynb in {solutions_dir.resolve()}")
+    sources = _select(sources, assignments)
+    names = [p.stem for p in sources]
+    for source in sources:
+        target = course_dir / "source" / source.stem / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+        if verbose:
+            print(f"wrote {target}")
+    config = course_dir / "nbgrader_config.py"
+    _write_text(config, _CONFIG_TEMPLATE.format(
+        course_id=course_id, assignments=", ".join(names), timeout=int(timeout)))
+    if verbose:
+        print(f"wrote {config}")
+    return names
+
+
 # --------------------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,7 +354,21 @@ def main(argv: list[str] | None = None) -> int:
     grd = sub.add_parser("grade", help="execute notebooks (errors allowed) and autograde them")
     grd.add_argument("notebooks", nargs="+")
     grd.add_argument("--timeout", type=int, default=120, help="per cell, seconds")
+    crs = sub.add_parser("course", help="write a stock nbgrader course directory "
+                                        "(nbgrader_config.py, source/NAME/NAME.ipynb)")
+    crs.add_argument("dir", help="the course directory to create or update")
+    crs.add_argument("--solutions", default="solutions", help="source notebooks (default: %(default)s)")
+    crs.add_argument("--assignment", "-a", action="append", dest="assignments", default=None,
+                     help="only this assignment (notebook stem or chapter number; repeatable)")
+    crs.add_argument("--course-id", default=COURSE_ID, help="default: %(default)s")
     args = parser.parse_args(argv)
+
+    if args.command == "course":
+        names = build_course(args.dir, args.solutions, args.assignments,
+                             course_id=args.course_id, verbose=True)
+        print(f"course {args.course_id!r} in {args.dir}: {', '.join(names)}\n"
+              f"next: cd {args.dir} && nbgrader generate_assignment {names[0]}")
+        return 0
 
     if args.command == "generate":
         changed = generate_all(args.solutions, args.exercises, check=args.check)

@@ -491,6 +491,37 @@ def structured_prune(model: nn.Module, ratio: float | Mapping[str, float], crite
     return prune_channels(model, select_channels(model, ratio, criterion, data=data))
 
 
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, data, *, batch_size: int = 256) -> nn.Module:
+    """Re-estimate every BatchNorm's running statistics on ``data`` (in place; no weights change).
+
+    Removing channels of layer k changes the inputs of layer k+1, whose BN still holds the
+    dense network's statistics; re-estimating them with forward passes (cumulative average,
+    ``momentum=None``) recovers much of the accuracy before any fine-tuning - the
+    "adaptive BN" evaluation of EagleEye (Li et al. 2020, sec. 3.2).  ``data`` as in :func:`apoz`.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return model
+    saved = [(m.momentum, m.training) for m in bns]
+    was_training = model.training
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        dev = next(model.parameters()).device
+        for x in _iter_inputs(data, batch_size):
+            model(x.to(dev))
+    finally:
+        for m, (mom, tr) in zip(bns, saved):
+            m.momentum = mom
+            m.train(tr)
+        model.train(was_training)
+    return model
+
+
 def arch_config(model: nn.Module) -> dict:
     """A :func:`nncompress.models.build` config for the unpruned family member of ``model``."""
     from .models import MLP, RESNET_PRESETS, CifarResNet, SimpleCNN
@@ -543,11 +574,12 @@ def load_pruned(path, device="cpu") -> nn.Module:
 # ----------------------------------------------------------------------------- sensitivity
 
 def sensitivity(model: nn.Module, data, ratios: Sequence[float], *, criterion: str = "l1",
-                structured: bool = True, device="cpu") -> dict[str, list[float]]:
+                structured: bool = True, calib=None, device="cpu") -> dict[str, list[float]]:
     """Prune each layer ALONE at each ratio and measure accuracy on ``data`` (Li et al. 2017, fig. 2).
 
     ``structured=True``: remove a fraction of the unit's channels (:func:`prune_channels`);
-    ``False``: magnitude-prune that layer's weights (torch masks).  Returns
+    ``False``: magnitude-prune that layer's weights (torch masks).  With ``calib`` data the
+    BatchNorm statistics are re-estimated after each cut (:func:`recalibrate_bn`).  Returns
     ``{layer: [acc at each ratio]}``; the model itself is not changed.
     """
     from .train import evaluate
@@ -555,8 +587,13 @@ def sensitivity(model: nn.Module, data, ratios: Sequence[float], *, criterion: s
     out = {}
     if structured:
         for name in unit_names(model):
-            out[name] = [evaluate(structured_prune(model, {name: r}, criterion), data, device=device)["acc"]
-                         for r in ratios]
+            accs = []
+            for r in ratios:
+                m = structured_prune(model, {name: r}, criterion)
+                if calib is not None:
+                    recalibrate_bn(m, calib)
+                accs.append(evaluate(m, data, device=device)["acc"])
+            out[name] = accs
     else:
         for name, m in model.named_modules():
             if not isinstance(m, PRUNABLE):

@@ -51,10 +51,13 @@ def _per_layer(value, names, what: str) -> dict:
 def prune_magnitude(model: nn.Module, amount: float | Mapping[str, float]) -> nn.Module:
     """Prune the smallest-|w| fraction ``amount`` of each layer's weights (in place, masks kept).
 
-    ``amount`` is one fraction or ``{layer name: fraction}``.  Uses
+    ``amount`` is one fraction or ``{layer name: fraction}`` of *all* the layer's weights: earlier
+    pruning is made permanent first, and its zeros (the smallest magnitudes) count towards it,
+    so calling this with growing amounts is iterative pruning.  Uses
     ``torch.nn.utils.prune.l1_unstructured``; masks stay attached while fine-tuning, so pruned
     weights stay zero.  Call :func:`make_pruning_permanent` before saving.
     """
+    make_pruning_permanent(model)
     layers = weight_layers(model)
     for name, a in _per_layer(amount, list(layers), "amount").items():
         if not 0.0 <= a < 1.0:

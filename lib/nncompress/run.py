@@ -682,6 +682,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{out / 'summary.md'}")
         for r in failed:
             print(f"FAILED {r.notebook}: {r.status}: {r.error}", file=sys.stderr)
+    try:  # the course results page: every chapter's headline numbers, figures and run time
+        from .report import write_report
+
+        report = write_report(out)
+        if not args.quiet:
+            print(f"report: {report}")
+    except Exception as exc:  # a report problem never hides the run's own status
+        print(f"warning: no report written: {exc}", file=sys.stderr)
     return 1 if failed else 0
 
 

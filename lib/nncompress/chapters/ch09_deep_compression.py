@@ -1,0 +1,40 @@
+"""Chapter 09 - Deep Compression (Han, Mao & Dally 2016) and quantization: parameters.
+
+CPU preset: an MLP of LeNet-300-100 shape on the procedural 32x32 image set, flattened (3072
+inputs, so the first layer holds 92 % of the weights, like LeNet-300-100's 784-input layer);
+two rounds of magnitude pruning with retraining, 5-bit weight sharing with centroid
+fine-tuning, Huffman coding, all measured in bytes of a real file.  Then BinaryConnect,
+int8 dynamic quantization and low-rank factorisation of the same network.  GPU preset: the
+same code at 50 k images and longer schedules.
+"""
+from ..data import DATASETS
+from ..models import NAMED
+from ..params import Spec, common_specs
+
+NOTEBOOK = "09_deep_compression"
+
+SPECS = {
+    **common_specs(),
+    "data": Spec(str, "shapes", choices=DATASETS, help="dataset (flattened for the MLP)"),
+    "n_train": Spec(int, presets={"cpu": 5000, "gpu": 50000}, low=100, help="training-set size incl. validation"),
+    "n_test": Spec(int, presets={"cpu": 1000, "gpu": 10000}, low=100, help="test-set size"),
+    "n_val": Spec(int, presets={"cpu": 500, "gpu": 5000}, low=50, help="validation samples held out of training"),
+    "model": Spec(str, "mlp-300-100", choices=tuple(NAMED), help="model (an MLP: Linear layers only)"),
+    "epochs": Spec(int, presets={"cpu": 12, "gpu": 60}, low=1, help="training epochs of the dense model"),
+    "lr": Spec(float, 1e-3, low=1e-6, high=10.0, help="learning rate (Adam)"),
+    "batch_size": Spec(int, 100, low=1, help="mini-batch size"),
+    "prune_amounts": Spec(list, [0.95, 0.8, 0.5], item=float, low=0.0, high=0.999,
+                          help="fraction of weights pruned per layer (first, ..., head)"),
+    "prune_rounds": Spec(int, 2, low=1, high=10, help="prune -> retrain rounds (iterative pruning)"),
+    "retrain_epochs": Spec(int, presets={"cpu": 4, "gpu": 20}, low=0, help="retraining epochs per pruning round"),
+    "retrain_lr": Spec(float, 5e-4, low=1e-7, high=1.0, help="retraining learning rate"),
+    "bits": Spec(int, 5, low=1, high=8, help="weight-sharing bits per layer (2**bits - 1 centroids + zero)"),
+    "index_bits": Spec(int, 5, low=1, high=16, help="bits of a relative CSR index"),
+    "finetune_epochs": Spec(int, presets={"cpu": 3, "gpu": 10}, low=0, help="centroid fine-tuning epochs"),
+    "finetune_lr": Spec(float, 1e-4, low=1e-7, high=1.0, help="centroid fine-tuning learning rate"),
+    "bits_sweep": Spec(list, [1, 2, 3, 4, 5, 6, 8], item=int, low=1, high=8, help="bits for the bits-vs-accuracy plot"),
+    "binary_epochs": Spec(int, presets={"cpu": 10, "gpu": 60}, low=1, help="BinaryConnect training epochs"),
+    "binary_lr": Spec(float, 1e-3, low=1e-6, high=10.0, help="BinaryConnect learning rate"),
+    "ranks": Spec(list, [2, 4, 8, 16, 32, 64], item=int, low=1, high=4096, help="ranks K of the first layer"),
+    "lowrank_epochs": Spec(int, presets={"cpu": 1, "gpu": 5}, low=0, help="fine-tuning epochs after factorising"),
+}

@@ -1,0 +1,356 @@
+"""A readable results report of a run: ``python -m nncompress.report OUT``.
+
+Reads what ``python -m nncompress.run --out OUT`` wrote (``OUT/summary.json`` and the
+executed notebooks in ``OUT/executed/``) and writes
+
+* ``OUT/report.md`` - the preset and the machine/environment the numbers come from,
+  a table of every chapter (status, seconds, headline records), the total run time, the
+  failures, and each chapter's first figures with all its records;
+* ``OUT/figures/NN_k.png`` - the first ``k = 1, 2`` ``image/png`` outputs of chapter
+  ``NN``'s executed notebook (``NN`` = the file name's number, else its stem).
+
+``--update-readme README.md`` also copies the figures to ``docs/results/`` next to the
+README and replaces the text between ``<!-- results:start -->`` and
+``<!-- results:end -->`` in it with :func:`readme_block`::
+
+    python -m nncompress.report runs/latest
+    python -m nncompress.report runs/latest --update-readme README.md
+
+From Python: :func:`write_report`, :func:`readme_block`, :func:`update_readme`.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+START_MARKER = "<!-- results:start -->"
+END_MARKER = "<!-- results:end -->"
+MAX_FIGURES = 2      # per chapter
+MAX_RECORDS = 4      # per chapter in the tables (all of them in the chapter sections)
+
+
+# --------------------------------------------------------------------------- reading
+
+def load_summary(out_dir: str | os.PathLike) -> dict:
+    """``OUT/summary.json`` as written by :mod:`nncompress.run`."""
+    path = Path(out_dir) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path}: run `python -m nncompress.run --out {out_dir}` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def chapter_key(notebook: str) -> str:
+    """``"01"`` for ``01_knowledge_distillation.ipynb``; the stem if it has no number."""
+    stem = Path(notebook).stem
+    match = re.match(r"^(\d+)_", stem)
+    return match.group(1) if match else re.sub(r"[^\w.-]", "_", stem)
+
+
+def _executed_path(out_dir: Path, entry: Mapping[str, Any]) -> Path | None:
+    """The executed notebook: ``OUT/executed/NAME`` (the folder may have moved), else the
+    path recorded in the summary."""
+    candidates = [out_dir / "executed" / entry.get("notebook", "")]
+    if entry.get("executed"):
+        candidates.append(Path(entry["executed"]))
+    return next((p for p in candidates if p.name and p.is_file()), None)
+
+
+def _read_notebook(path: Path | None):
+    if path is None:
+        return None
+    import nbformat
+
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception:  # unreadable / truncated: a report without its figures
+        return None
+
+
+def png_outputs(nb) -> list[bytes]:
+    """The decoded ``image/png`` outputs of a notebook's code cells, in order."""
+    images = []
+    for cell in nb.cells if nb is not None else []:
+        if cell.get("cell_type") != "code":
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}) if output.get("output_type") in (
+                "display_data", "execute_result") else {}
+            png = data.get("image/png")
+            if not png:
+                continue
+            if isinstance(png, list):
+                png = "".join(png)
+            try:
+                images.append(base64.b64decode(png))
+            except (binascii.Error, ValueError):
+                continue
+    return images
+
+
+def _record_texts(entry: Mapping[str, Any], nb) -> dict[str, str]:
+    """name -> shown text of a chapter's records (as the notebook displayed them)."""
+    from .record import format_value, records_from_notebook
+
+    if nb is not None:
+        try:
+            _, texts = records_from_notebook(nb)
+            if texts:
+                return dict(texts)
+        except Exception:
+            pass
+    return {str(k): format_value(v) for k, v in (entry.get("records") or {}).items()}
+
+
+def _md(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "-"
+
+
+def _duration(seconds: float) -> str:
+    minutes, sec = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {sec} s" if minutes else f"{seconds:.1f} s"
+
+
+def _environment_line(env: Mapping[str, Any]) -> str:
+    gpu = env.get("cuda_device") or "none"
+    parts = [f"preset **{env.get('preset', '?')}**", f"{env.get('cpu_count', '?')} CPUs",
+             f"GPU: {gpu}", f"python {env.get('python', '?')}", f"torch {env.get('torch', '?')}",
+             f"nncompress {env.get('nncompress', '?')}"]
+    return " · ".join(parts)
+
+
+# --------------------------------------------------------------------------- chapters
+
+def collect(out_dir: str | os.PathLike, *, max_figures: int = MAX_FIGURES,
+            figures_dir: str | os.PathLike | None = None) -> tuple[dict, list[dict]]:
+    """``(summary, chapters)``; extracts every chapter's first ``max_figures`` PNGs to
+    ``figures_dir`` (default ``OUT/figures``) as ``NN_k.png``.
+
+    Each chapter is a dict: ``key``, ``name`` (stem), ``status``, ``seconds``, ``error``,
+    ``records`` (name -> text) and ``figures`` (paths of the written PNGs).
+    """
+    out_dir = Path(out_dir)
+    summary = load_summary(out_dir)
+    figures_dir = Path(figures_dir) if figures_dir is not None else out_dir / "figures"
+    chapters = []
+    used: set[str] = set()
+    for entry in summary.get("notebooks", []):
+        key = chapter_key(entry.get("notebook", "notebook"))
+        base, n = key, 1
+        while key in used:  # two notebooks with the same number: keep both
+            key, n = f"{base}-{n}", n + 1
+        used.add(key)
+        nb = _read_notebook(_executed_path(out_dir, entry))
+        for stale in figures_dir.glob(f"{key}_*.png") if figures_dir.is_dir() else []:
+            if re.fullmatch(rf"{re.escape(key)}_\d+\.png", stale.name):
+                stale.unlink()
+        figures = []
+        for k, png in enumerate(png_outputs(nb)[:max_figures], start=1):
+            figures_dir.mkdir(parents=True, exist_ok=True)
+            path = figures_dir / f"{key}_{k}.png"
+            path.write_bytes(png)
+            figures.append(path)
+        chapters.append({
+            "key": key, "name": Path(entry.get("notebook", key)).stem,
+            "status": entry.get("status", "?"), "seconds": entry.get("seconds"),
+            "error": entry.get("error"), "records": _record_texts(entry, nb),
+            "figures": figures, "executed": nb is not None,
+        })
+    return summary, chapters
+
+
+def _records_cell(records: Mapping[str, str], limit: int = MAX_RECORDS) -> str:
+    shown = [f"{k} = {v}" for k, v in list(records.items())[:limit]]
+    if len(records) > limit:
+        shown.append(f"(+{len(records) - limit} more)")
+    return _md("; ".join(shown)) or "-"
+
+
+def _status(status: str) -> str:
+    return status if status == "ok" else f"**{status}**"
+
+
+def _total_seconds(chapters: Sequence[Mapping]) -> float:
+    return sum(c["seconds"] for c in chapters if isinstance(c["seconds"], (int, float)))
+
+
+def _wall_seconds(env: Mapping[str, Any]) -> float | None:
+    """finished - started of the run (None if either is missing)."""
+    from datetime import datetime
+
+    try:
+        return (datetime.fromisoformat(env["finished"])
+                - datetime.fromisoformat(env["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _total_text(env: Mapping[str, Any], chapters: Sequence[Mapping]) -> str:
+    """"2 min 5 s" (the wall clock of the run when known, else the chapters' sum)."""
+    wall, total = _wall_seconds(env), _total_seconds(chapters)
+    if wall is None:
+        return _duration(total)
+    jobs = env.get("jobs") or 1
+    extra = f" on {jobs} parallel jobs; the chapters' own times add up to {_duration(total)}" \
+        if jobs > 1 else ""
+    return f"{_duration(wall)}{extra}"
+
+
+def _link(path: Path, relative_to: Path) -> str:
+    return Path(os.path.relpath(path, relative_to)).as_posix()
+
+
+def report_markdown(summary: Mapping[str, Any], chapters: Sequence[Mapping],
+                    link_base: Path) -> str:
+    """The text of ``report.md`` (figure links relative to ``link_base``)."""
+    env = summary.get("environment", {})
+    ok = sum(c["status"] == "ok" for c in chapters)
+    lines = [f"# nncompress results — preset {env.get('preset', '?')}", "",
+             f"{ok}/{len(chapters)} chapters ok · total run time {_total_text(env, chapters)}",
+             "",
+             "## Produced on", "", "| | |", "|---|---|"]
+    rows = [("preset", env.get("preset")), ("started", env.get("started")),
+            ("finished", env.get("finished")), ("platform", env.get("platform")),
+            ("CPUs", env.get("cpu_count")), ("GPU", env.get("cuda_device") or "none"),
+            ("python", env.get("python")), ("torch", env.get("torch")),
+            ("torchvision", env.get("torchvision")), ("nncompress", env.get("nncompress")),
+            ("kernel", env.get("kernel")), ("timeout per notebook (s)", env.get("timeout"))]
+    lines += [f"| {name} | {_md(value)} |" for name, value in rows if value is not None]
+    lines += ["", "## Chapters", "", "| chapter | status | seconds | headline records | figures |",
+              "|---|---|---:|---|---:|"]
+    for c in chapters:
+        lines.append(f"| [{_md(c['name'])}](#{_anchor(c)}) | {_status(c['status'])} | "
+                     f"{_seconds(c['seconds'])} | {_records_cell(c['records'])} | "
+                     f"{len(c['figures'])} |")
+    lines.append(f"| **total** | {ok}/{len(chapters)} ok | "
+                 f"{_total_seconds(chapters):.1f} | | |")
+    failed = [c for c in chapters if c["status"] != "ok"]
+    if failed:
+        lines += ["", "## Not ok", ""]
+        lines += [f"* **{c['name']}** — {c['status']}: {c['error'] or ''}".rstrip(": ")
+                  for c in failed]
+    for c in chapters:
+        lines += ["", f"## {c['name']}", ""]
+        lines.append(f"{_status(c['status'])} in {_seconds(c['seconds'])} s"
+                     + ("" if c["executed"] else " (no executed notebook found)"))
+        if c["records"]:
+            lines.append("")
+            lines += [f"* `{name}` = {text}" for name, text in c["records"].items()]
+        for k, fig in enumerate(c["figures"], start=1):
+            lines += ["", f"![{c['name']}, figure {k}]({_link(fig, link_base)})"]
+    return "\n".join(lines) + "\n"
+
+
+def _anchor(chapter: Mapping) -> str:
+    """GitHub's heading anchor for ``## name``."""
+    return re.sub(r"[^\w\- ]", "", chapter["name"].lower()).replace(" ", "-")
+
+
+def write_report(out_dir: str | os.PathLike, *, max_figures: int = MAX_FIGURES) -> Path:
+    """Write ``OUT/report.md`` and ``OUT/figures/NN_k.png``; returns the report's path."""
+    out_dir = Path(out_dir)
+    summary, chapters = collect(out_dir, max_figures=max_figures)
+    path = out_dir / "report.md"
+    _atomic_write(path, report_markdown(summary, chapters, out_dir))
+    return path
+
+
+# --------------------------------------------------------------------------- README
+
+def readme_block(out_dir: str | os.PathLike, results_dir: str | os.PathLike | None = None,
+                 readme_dir: str | os.PathLike | None = None, *,
+                 max_figures: int = MAX_FIGURES) -> str:
+    """A Markdown block for the README: where the numbers come from, the chapter table
+    and links to the figures, which are copied to ``results_dir``.
+
+    ``readme_dir`` (default: the repository root) is where the README lives, so links are
+    relative to it; ``results_dir`` defaults to ``readme_dir/docs/results``.  The block
+    has no markers (see :func:`update_readme`).
+    """
+    from .run import repo_root
+
+    readme_dir = Path(readme_dir) if readme_dir is not None else repo_root()
+    results_dir = Path(results_dir) if results_dir is not None else readme_dir / "docs" / "results"
+    summary, chapters = collect(out_dir, max_figures=max_figures, figures_dir=results_dir)
+    env = summary.get("environment", {})
+    when = str(env.get("finished") or env.get("started") or "")[:10]
+    lines = [f"Latest run{f' ({when})' if when else ''}: {_environment_line(env)}; "
+             f"total {_total_text(env, chapters)}.", "",
+             "| chapter | status | seconds | headline records | figures |",
+             "|---|---|---:|---|---|"]
+    for c in chapters:
+        figs = " ".join(f"[{k}]({_link(f, readme_dir)})" for k, f in enumerate(c["figures"], 1))
+        lines.append(f"| {_md(c['name'])} | {_status(c['status'])} | {_seconds(c['seconds'])} | "
+                     f"{_records_cell(c['records'])} | {figs or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: str | os.PathLike, block: str) -> bool:
+    """Replace the text between :data:`START_MARKER` and :data:`END_MARKER` in ``readme``
+    with ``block`` (markers kept).  Returns whether the file changed.  Raises
+    ``ValueError`` if the markers are missing, repeated or out of order."""
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    starts, ends = text.count(START_MARKER), text.count(END_MARKER)
+    if starts != 1 or ends != 1 or text.index(START_MARKER) > text.index(END_MARKER):
+        raise ValueError(f"{readme}: needs exactly one {START_MARKER!r} followed by one "
+                         f"{END_MARKER!r} (found {starts} and {ends})")
+    head, rest = text.split(START_MARKER, 1)
+    _, tail = rest.split(END_MARKER, 1)
+    new = f"{head}{START_MARKER}\n{block.rstrip()}\n{END_MARKER}{tail}"
+    if new == text:
+        return False
+    _atomic_write(readme, new)
+    return True
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    from .run import _atomic_write as write
+
+    write(path, text)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nncompress.report",
+                                     description="Write OUT/report.md and OUT/figures/ from a run "
+                                                 "of python -m nncompress.run.")
+    parser.add_argument("out", type=Path, help="the run's output folder (e.g. runs/latest)")
+    parser.add_argument("--max-figures", type=int, default=MAX_FIGURES,
+                        help="figures per chapter (default %(default)s)")
+    parser.add_argument("--update-readme", type=Path, metavar="README",
+                        help=f"also replace the block between {START_MARKER} and {END_MARKER} "
+                             "in this file, with figures copied to --results-dir")
+    parser.add_argument("--results-dir", type=Path, default=None,
+                        help="where the README's figures go (default: docs/results next to it)")
+    args = parser.parse_args(argv)
+    try:
+        path = write_report(args.out, max_figures=args.max_figures)
+        print(f"wrote {path}")
+        if args.update_readme is not None:
+            readme_dir = args.update_readme.resolve().parent
+            block = readme_block(args.out, args.results_dir, readme_dir,
+                                 max_figures=args.max_figures)
+            changed = update_readme(args.update_readme, block)
+            print(f"{'updated' if changed else 'unchanged'}: {args.update_readme}")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

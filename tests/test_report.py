@@ -1,0 +1,153 @@
+"""``nncompress.report``: report.md, figures and the README block from a run's output.
+
+Built on a synthetic run folder (summary.json + tiny executed notebooks made with
+nbformat); no chapter is executed.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nncompress import report
+from nncompress.record import MIME
+
+
+def tiny_png(shade: int) -> bytes:
+    """A valid 2x2 grey PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    raw = b"".join(b"\x00" + bytes([shade, shade]) for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+PNGS = [tiny_png(s) for s in (10, 120, 250)]
+
+
+def record_output(name, value, text):
+    return nbformat.v4.new_output("display_data", data={
+        "text/plain": f"{name} = {text}", MIME: {"name": name, "value": value, "text": text}})
+
+
+def png_output(png: bytes):
+    return nbformat.v4.new_output("display_data", data={
+        "image/png": base64.b64encode(png).decode(), "text/plain": "<Figure>"})
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    out = tmp_path / "run"
+    (out / "executed").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# chapter 1"),
+        nbformat.v4.new_code_cell("plot()", outputs=[png_output(PNGS[0])]),
+        nbformat.v4.new_code_cell("plot(); plot()", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="hi\n"),
+            png_output(PNGS[1]), png_output(PNGS[2])]),
+        nbformat.v4.new_code_cell("record()", outputs=[
+            record_output("kd_gain_pts", 2.345, "2.3 pts"),
+            record_output("student_acc", 0.81, "81.0%")]),
+    ])
+    nbformat.write(nb, out / "executed" / "01_knowledge_distillation.ipynb")
+    summary = {
+        "environment": {"python": "3.11.9", "torch": "2.14.1", "torchvision": "0.29.1",
+                        "nncompress": "0.1.0", "platform": "Linux-x86_64", "cpu_count": 2,
+                        "cuda_device": None, "preset": "cpu",
+                        "started": "2026-11-24T00:00:00+00:00",
+                        "finished": "2026-11-24T00:02:05+00:00", "jobs": 1},
+        "ok": False, "failed": ["02_broken.ipynb"],
+        "notebooks": [
+            {"notebook": "00_setup_and_tour.ipynb", "status": "ok", "seconds": 20.0,
+             "records": {"n_params": 1234}, "error": None, "parameters": {},
+             "executed": "/elsewhere/executed/00_setup_and_tour.ipynb"},  # not there: no figures
+            {"notebook": "01_knowledge_distillation.ipynb", "status": "ok", "seconds": 95.5,
+             "records": {"kd_gain_pts": 2.345, "student_acc": 0.81}, "error": None,
+             "parameters": {}, "executed": "/elsewhere/01_knowledge_distillation.ipynb"},
+            {"notebook": "02_broken.ipynb", "status": "error", "seconds": 9.5, "records": {},
+             "error": "ValueError: bad | thing", "parameters": {}, "executed": None},
+        ],
+    }
+    (out / "summary.json").write_text(json.dumps(summary))
+    return out
+
+
+def test_write_report(run_dir):
+    path = report.write_report(run_dir)
+    assert path == run_dir / "report.md"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# nncompress results")
+    for expected in ("preset", "cpu", "Linux-x86_64", "2.14.1", "| CPUs | 2 |", "GPU | none",
+                     "2026-11-24T00:00:00"):
+        assert expected in text, expected
+    # the chapter table: status, seconds, headline records (as the notebook showed them)
+    row01 = next(line for line in text.splitlines()
+                 if line.startswith("| [01_knowledge_distillation]"))
+    assert "| ok | 95.5 |" in row01 and "kd_gain_pts = 2.3 pts" in row01 and "81.0%" in row01
+    row00 = next(line for line in text.splitlines() if line.startswith("| [00_setup_and_tour]"))
+    assert "n_params = 1234" in row00  # from summary.json when no executed notebook
+    row02 = next(line for line in text.splitlines() if line.startswith("| [02_broken]"))
+    assert "| **error** | 9.5 |" in row02
+    assert "ValueError: bad | thing" in text.split("## Not ok")[1]
+    assert "2 min 5 s" in text  # total 125 s
+    # figures: the first two PNGs of chapter 01, byte for byte, linked relative to OUT
+    assert (run_dir / "figures" / "01_1.png").read_bytes() == PNGS[0]
+    assert (run_dir / "figures" / "01_2.png").read_bytes() == PNGS[1]
+    assert not (run_dir / "figures" / "01_3.png").exists()
+    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == ["01_1.png", "01_2.png"]
+    assert "](figures/01_1.png)" in text and "](figures/01_2.png)" in text
+
+
+def test_stale_figures_are_replaced(run_dir):
+    (run_dir / "figures").mkdir()
+    (run_dir / "figures" / "01_3.png").write_bytes(b"old")
+    report.write_report(run_dir, max_figures=1)
+    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == ["01_1.png"]
+
+
+def test_cli_and_missing_summary(run_dir, tmp_path, capsys):
+    assert report.main([str(run_dir)]) == 0
+    assert (run_dir / "report.md").is_file()
+    assert report.main([str(tmp_path / "nothing")]) == 2
+    assert "summary.json" in capsys.readouterr().err
+
+
+def test_readme_block_and_update(run_dir, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    readme = repo / "README.md"
+    readme.write_text("# course\n\n## Results\n\n<!-- results:start -->\nold table\n"
+                      "<!-- results:end -->\n\n## More\ntext\n", encoding="utf-8")
+    block = report.readme_block(run_dir, readme_dir=repo)
+    assert (repo / "docs" / "results" / "01_1.png").read_bytes() == PNGS[0]
+    assert "[1](docs/results/01_1.png)" in block and "[2](docs/results/01_2.png)" in block
+    assert "preset **cpu**" in block and "kd_gain_pts = 2.3 pts" in block
+
+    assert report.main([str(run_dir), "--update-readme", str(readme)]) == 0
+    text = readme.read_text(encoding="utf-8")
+    assert "old table" not in text
+    assert text.startswith("# course\n\n## Results\n\n<!-- results:start -->\n")
+    assert text.endswith("<!-- results:end -->\n\n## More\ntext\n")
+    assert block.strip() in text
+    assert report.update_readme(readme, block) is False  # idempotent
+
+    bad = tmp_path / "bad.md"
+    bad.write_text("no markers\n")
+    with pytest.raises(ValueError, match="results:start"):
+        report.update_readme(bad, block)
+    assert bad.read_text() == "no markers\n"
+
+
+def test_total_is_the_wall_clock_with_parallel_jobs(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["environment"].update(jobs=2, finished="2026-11-24T00:01:10+00:00")
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    text = report.write_report(run_dir).read_text(encoding="utf-8")
+    assert "total run time 1 min 10 s on 2 parallel jobs" in text
+    assert "add up to 2 min 5 s" in text
