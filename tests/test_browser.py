@@ -89,6 +89,7 @@ class Notebook:
                 raise AssertionError(f"unexpected JupyterLab dialog while waiting for {what}: "
                                      f"{dialog.first.inner_text()!r}")
             if time.monotonic() > deadline:
+                self.screenshot(f"FAILED_{self.path.stem}.png")
                 raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last state: {st}\n"
                                      f"--- JupyterLab log (tail) ---\n{self.lab.log()}")
             self.page.wait_for_timeout(interval * 1000)
@@ -185,10 +186,10 @@ def test_kd_notebook_runs_and_temperature_slider_redraws(open_notebook):
     nb.command("notebook:run-all-cells")
     st = nb.wait_idle(RUN_ALL_S, "Run All Cells to finish")
     print(f"run all cells: {time.monotonic() - t0:.0f} s")
+    nb.screenshot("01_after_run_all.png")
     assert not st["errors"] and not st["domErrors"], f"error output: {st['errors'] or st['domErrors']}"
     not_run = [c["index"] for c in st["code"] if c["count"] is None]
     assert not not_run, f"code cells that did not run: {not_run}"
-    nb.screenshot("01_after_run_all.png")
 
     interact = page.locator(".widget-interact").filter(
         has=page.locator(".widget-label", has_text=re.compile(r"^\s*T\s*$")))
@@ -273,5 +274,5 @@ def test_notebook_renders_and_first_cells_run(notebook, open_notebook):
         st = nb.wait_idle(FEW_CELLS_S, f"code cell {index} to run")
         count = next(c["count"] for c in st["code"] if c["index"] == index)
         assert count is not None, f"code cell {index} did not run"
-    assert not st["errors"] and not st["domErrors"], f"error output: {st['errors'] or st['domErrors']}"
     nb.screenshot(f"{notebook.stem}.png")
+    assert not st["errors"] and not st["domErrors"], f"error output: {st['errors'] or st['domErrors']}"

@@ -70,3 +70,36 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     cache.atomic_write_bytes(p, b"abc")
     assert p.read_bytes() == b"abc"
     assert [x.name for x in tmp_path.iterdir()] == ["f.bin"]
+
+
+def _racer(cache_dir, log_path):
+    import os
+    import time
+
+    os.environ["NNCOMPRESS_CACHE"] = cache_dir
+    from nncompress import cache as c
+
+    def compute():
+        with open(log_path, "a") as f:
+            f.write("computed\n")
+        time.sleep(0.5)
+        return {"w": torch.arange(5.0)}
+
+    value, _ = c.get_or_compute("race", {"k": 1}, compute)
+    assert torch.equal(value["w"], torch.arange(5.0))
+
+
+def test_two_processes_racing_compute_once(tmp_path):
+    """Two runs (e.g. `nncompress.run --jobs 2`) asking for the same entry: one trains, the other waits and loads."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    log = tmp_path / "log.txt"
+    procs = [ctx.Process(target=_racer, args=(str(tmp_path / "c"), str(log))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert log.read_text().count("computed") == 1
+    assert not list((tmp_path / "c").glob("*.tmp"))
