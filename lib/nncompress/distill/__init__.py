@@ -129,7 +129,7 @@ def train_student(name: str, student_config: dict, splits, train_config, *, seed
     :func:`kd_loss` against the teacher's logits, computed once and attached to the
     batches (no augmentation, so they never change).  Returns ``(model, history, cached)``.
     """
-    from .train import get_or_train
+    from ..train import get_or_train
 
     subset, idx, sub_cfg = labelled_subset(splits.train, n_labelled, seed, exclude_class)
     if teacher is None or alpha == 0.0:  # alpha = 0 is exactly cross-entropy: the scratch student
