@@ -66,7 +66,7 @@ def teacher_logits(teacher: nn.Module, data, *, device="auto", batch_size: int =
     can be computed once and attached to the data (``data.with_extras(logits)``)
     instead of running the teacher in every training step.
     """
-    from .train import predict
+    from ..train import predict
 
     return predict(teacher, data, device=device, batch_size=batch_size)
 
