@@ -94,3 +94,17 @@ def test_get_or_train_reuses_the_checkpoint():
 def test_get_or_train_refuses_an_undescribed_objective():
     with pytest.raises(ValueError, match="objective_config"):
         train.get_or_train("t", {"arch": "mlp", "hidden": [4]}, _splits(), objective=lambda m, b: None)
+
+
+def test_channels_last_learns_the_same_as_default():
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 8, 8)
+    y = (x.mean((1, 2, 3)) > 0).long()
+    d = DeviceData(x, y)
+    outs = []
+    for cl in (False, True):
+        torch.manual_seed(0)
+        m = models.SimpleCNN(3, 2, (4, 8), 1)
+        train.fit(m, d, dict(epochs=2, batch_size=16), device="cpu", channels_last=cl, seed=0)
+        outs.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
+    assert torch.allclose(outs[0], outs[1], atol=1e-4)

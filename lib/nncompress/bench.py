@@ -115,6 +115,27 @@ def kd_teacher_cache_speedup(*, n: int = 4000, batch_size: int = 100, epochs: in
     return {"seconds": times, "speedup": times["teacher per batch"] / times["cached logits"]}
 
 
+def speed_options(*, n: int = 2000, epochs: int = 2, device: str = "auto") -> dict:
+    """Throughput of ``fit`` with its speed options on this machine's device: default,
+    ``channels_last``, AMP off/on (CUDA only) and ``torch.compile`` (first epoch excluded)."""
+    from . import data, models, train
+
+    dev = train.select_device(device)
+    splits = data.load("shapes", seed=0, n_train=n, n_test=200, n_val=0, device=dev)
+    variants = {"default": {}, "channels_last": {"channels_last": True}, "compile": {"compile": True}}
+    if dev.type == "cuda":
+        variants["no AMP"] = {"amp": False}
+    res = {}
+    for name, kw in variants.items():
+        torch.manual_seed(0)
+        m = models.for_data(models.named_config("cnn-small"), splits)
+        hist = train.fit(m, splits.train, dict(epochs=epochs + 1, batch_size=128, schedule="constant"),
+                         device=dev, progress=False, **kw)
+        res[name] = n * epochs / sum(hist.seconds[1:])  # epoch 1 pays warm-up / compilation
+    return {"device": str(dev), "samples_per_s": res,
+            "ratio_vs_default": {k: v / res["default"] for k, v in res.items()}}
+
+
 def notebook_times(notebooks=None) -> list[dict]:
     """Each notebook cold (empty cache) and warm (the cache it filled)."""
     from .run import run_notebooks
@@ -157,6 +178,12 @@ def to_markdown(result: dict) -> str:
                      f"{'crop+flip' if lp['augment'] else 'none'} | {sp['dataloader']:,.0f} | "
                      f"{sp['nncompress.fit']:,.0f} | **{lp['ratio']:.2f}x** |")
     lines.append("")
+    if result.get("speed_options"):
+        so = result["speed_options"]
+        lines += [f"## fit speed options ({so['device']})", "", "| option | samples/s | vs default |",
+                  "|---|---:|---:|"]
+        lines += [f"| {k} | {v:,.0f} | {so['ratio_vs_default'][k]:.2f}x |" for k, v in so["samples_per_s"].items()]
+        lines.append("")
     kd = result["kd_cache"]
     lines += ["## KD with teacher outputs cached", "", "| mode | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in kd["seconds"].items()]
@@ -170,6 +197,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nncompress.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/bench")
     ap.add_argument("--skip-notebooks", action="store_true")
+    ap.add_argument("--speed-options", action="store_true",
+                    help="also measure channels_last / AMP / torch.compile (slow on CPU: compilation)")
     ap.add_argument("notebooks", nargs="*")
     args = ap.parse_args(argv)
     os.environ.setdefault("NNCOMPRESS_PROGRESS", "0")
@@ -177,6 +206,8 @@ def main(argv=None) -> int:
     result["loops"] = [loop_throughput(),
                        loop_throughput(dataset="shapes", arch="cnn-tiny", augment=True, n=2000, epochs=2)]
     result["kd_cache"] = kd_teacher_cache_speedup()
+    if args.speed_options:
+        result["speed_options"] = speed_options()
     if not args.skip_notebooks:
         result["notebooks"] = notebook_times(args.notebooks or None)
     out = Path(args.out)
