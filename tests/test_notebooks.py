@@ -67,3 +67,17 @@ def test_stored_outputs_match_nbval(course_cache):
          *map(str, NOTEBOOKS)],
         cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+def test_chapter01_gpu_preset_code_path_on_images(tmp_path, monkeypatch):
+    """The gpu preset distils CNNs on images; run that code path at toy size on the CPU."""
+    from nncompress.run import run_notebooks
+
+    monkeypatch.setenv("NNCOMPRESS_CACHE", str(tmp_path / "cache"))
+    params = dict(data="shapes", teacher="cnn-tiny", student="cnn-tiny", n_train=700, n_test=200, n_val=100,
+                  n_labelled=200, teacher_epochs=1, student_epochs=1, n_seeds=1, temperatures=[4.0],
+                  alphas=[0.9])
+    (result,) = run_notebooks([ROOT / "notebooks" / "01_knowledge_distillation.ipynb"], parameters=params,
+                              out=tmp_path / "out", progress=False, quiet=True)
+    assert result.status == "ok", f"{result.status}: {result.error} (cell {result.error_cell})"
+    assert result.records["best_temperature"] == 4.0

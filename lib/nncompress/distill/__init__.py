@@ -169,3 +169,8 @@ def add_class_bias(model: nn.Module, cls: int, shift: float) -> nn.Module:
     with torch.no_grad():
         model.head.bias[cls] += shift
     return model
+
+from .features import (FEATURE_LOSSES, FeatureKDObjective, FitNetHintObjective, at_loss, attention_map,  # noqa: E402
+                       fitnet_loss, hint_cosine, make_regressor, train_fitnet)
+from .relational import (pairwise_distances, rkd_angle_loss, rkd_angle_potential, rkd_distance_loss,  # noqa: E402
+                         rkd_distance_potential, rkd_loss, similarity_matrix, sp_loss)

@@ -1,0 +1,125 @@
+"""Relation-based distillation: RKD (Park et al. 2019) and similarity-preserving KD
+(Tung & Mori 2019).  Instead of matching what each sample's features *are*, the student
+matches how the samples of a batch *relate* to each other.
+
+Conventions:
+
+* Features of any shape are flattened per sample to ``(N, D)``; the teacher is detached.
+* **RKD distance** (Park et al. 2019, eq. 4-5): ``psi_D(t_i, t_j) = ||t_i - t_j||_2 / mu``
+  with ``mu`` the mean distance over the N(N-1) ordered pairs ``i != j``; the loss is
+  the Huber (smooth-L1, delta = 1) loss between student and teacher potentials, averaged
+  over those pairs.  (RepDistiller averages over all N^2 entries including the zero
+  diagonal, i.e. (N-1)/N times our value.)  Distances use ``sqrt(max(d^2, eps))`` so that
+  duplicate rows (distance 0) give finite gradients, not NaN.
+* **RKD angle** (eq. 6-7): ``psi_A(t_i, t_j, t_k) = cos angle t_i t_j t_k = <e_ij, e_kj>``
+  with ``e_ij = (t_i - t_j) / ||t_i - t_j||``; Huber loss averaged over the N(N-1)(N-2)
+  ordered triplets of distinct indices (RepDistiller: over all N^3, degenerate ones
+  included).  A zero difference (duplicate rows) gives a zero unit vector.
+* ``rkd_loss = w_dist * distance + w_angle * angle`` with the paper's weights 25 and 50.
+* **SP** (Tung & Mori 2019, eq. 2-4): ``G = F F^T`` over the batch (b x b), each row
+  L2-normalised; ``L = ||G_T - G_S||_F^2 / b^2``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-12
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    if x.dim() < 2:
+        raise ValueError(f"expected a batch of features (N, ...), got shape {tuple(x.shape)}")
+    return x.flatten(1)
+
+
+def pairwise_distances(emb: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
+    """Euclidean distance matrix ``(N, N)`` of the rows of ``emb``; zero diagonal,
+    ``sqrt(max(d^2, eps))`` elsewhere (finite gradients for duplicate rows)."""
+    e = _flat(emb)
+    sq = (e.unsqueeze(0) - e.unsqueeze(1)).pow(2).sum(-1)
+    d = sq.clamp_min(eps).sqrt()
+    off = ~torch.eye(len(e), dtype=torch.bool, device=e.device)
+    return d * off
+
+
+def rkd_distance_potential(emb: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
+    """``psi_D``: pairwise distances divided by their mean over pairs ``i != j`` (Park et al. eq. 4)."""
+    n = len(emb)
+    if n < 2:
+        raise ValueError(f"RKD needs a batch of at least 2 samples, got {n}")
+    d = pairwise_distances(emb, eps)
+    mu = d.sum() / (n * (n - 1))
+    return d / mu.clamp_min(eps)
+
+
+def rkd_distance_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
+    """Distance-wise RKD loss (Park et al. 2019, eq. 5): Huber between ``psi_D`` of student
+    and teacher, averaged over the ordered pairs ``i != j``.  Invariant to scaling either set."""
+    n = len(student_emb)
+    with torch.no_grad():
+        t = rkd_distance_potential(teacher_emb.detach())
+    s = rkd_distance_potential(student_emb)
+    off = ~torch.eye(n, dtype=torch.bool, device=s.device)
+    return F.smooth_l1_loss(s[off], t[off], reduction="mean")
+
+
+def rkd_angle_potential(emb: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
+    """``psi_A[i, j, k] = <e_ij, e_kj>`` with ``e_ij`` the unit vector from ``t_j`` to ``t_i``
+    (Park et al. eq. 6); shape ``(N, N, N)`` indexed ``[i, j, k]`` (``j`` is the vertex).""" 
+    e = _flat(emb)
+    diff = e.unsqueeze(1) - e.unsqueeze(0)          # diff[i, j] = e_i - e_j
+    norm = diff.pow(2).sum(-1, keepdim=True).clamp_min(eps).sqrt()
+    unit = diff / norm                               # zero for i == j or duplicate rows
+    # cos[i, j, k] = <unit[i, j], unit[k, j]>
+    return torch.einsum("ijd,kjd->ijk", unit, unit)
+
+
+def _distinct_triplets(n: int, device) -> torch.Tensor:
+    idx = torch.arange(n, device=device)
+    i, j, k = idx.view(-1, 1, 1), idx.view(1, -1, 1), idx.view(1, 1, -1)
+    return (i != j) & (j != k) & (i != k)
+
+
+def rkd_angle_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
+    """Angle-wise RKD loss (Park et al. 2019, eq. 7): Huber between the cosines of the
+    angles ``t_i t_j t_k`` of student and teacher, averaged over triplets of distinct indices."""
+    n = len(student_emb)
+    if n < 3:
+        raise ValueError(f"the RKD angle loss needs a batch of at least 3 samples, got {n}")
+    with torch.no_grad():
+        t = rkd_angle_potential(teacher_emb.detach())
+    s = rkd_angle_potential(student_emb)
+    mask = _distinct_triplets(n, s.device)
+    return F.smooth_l1_loss(s[mask], t[mask], reduction="mean")
+
+
+def rkd_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, w_dist: float = 25.0,
+             w_angle: float = 50.0) -> torch.Tensor:
+    """RKD-DA (Park et al. 2019, eq. 8 with the paper's weights): ``w_dist * L_D + w_angle * L_A``.
+    A zero weight skips that term."""
+    total = student_emb.new_zeros(())
+    if w_dist:
+        total = total + w_dist * rkd_distance_loss(student_emb, teacher_emb)
+    if w_angle:
+        total = total + w_angle * rkd_angle_loss(student_emb, teacher_emb)
+    return total
+
+
+def similarity_matrix(feat: torch.Tensor) -> torch.Tensor:
+    """Tung & Mori 2019, eq. 2-3: ``G = F F^T`` over the batch, rows L2-normalised (b x b)."""
+    f = _flat(feat)
+    return F.normalize(f @ f.t(), p=2, dim=1)
+
+
+def sp_loss(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
+    """Similarity-preserving KD loss (Tung & Mori 2019, eq. 4): ``||G_T - G_S||_F^2 / b^2``.
+
+    Student and teacher may have any (different) feature shapes: only the b x b matrices
+    are compared.  Unchanged when features are permuted along channels."""
+    b = len(student_feat)
+    if len(teacher_feat) != b:
+        raise ValueError(f"sp_loss: batch sizes differ ({b} vs {len(teacher_feat)})")
+    gs = similarity_matrix(student_feat)
+    gt = similarity_matrix(teacher_feat.detach())
+    return (gt - gs).pow(2).sum() / (b * b)
