@@ -182,9 +182,11 @@ def test_golden_fixture_matches_references_and_implementation():
 
 def test_pinned_numbers():
     values = json.loads(GOLDEN.read_text())["values"]
-    assert values["rkd_distance"] == pytest.approx(0.10690, abs=5e-5)
-    assert values["sp"] == pytest.approx(0.0035617, abs=5e-7)
-    assert values["at_mean_p2"] == pytest.approx(0.011367, abs=5e-6)
+    assert values["rkd_distance"] == pytest.approx(0.0425612, abs=1e-7)
+    assert values["rkd_angle"] == pytest.approx(0.1163986, abs=1e-7)
+    assert values["sp"] == pytest.approx(0.0382505, abs=1e-7)
+    assert values["at_mean_p2"] == pytest.approx(0.1557164, abs=1e-7)
+    assert values["at_paper_p2"] == pytest.approx(0.3912834, abs=1e-7)
 
 
 def test_paper_and_mean_attention_maps_agree_after_normalisation():

@@ -154,7 +154,7 @@ def notebook_times(notebooks=None) -> list[dict]:
                 os.environ["NNCOMPRESS_CACHE"] = old
     for c, w in zip(cold, warm):
         rows.append({"notebook": c.notebook, "status": c.status, "cold_s": round(c.seconds, 1),
-                     "warm_s": round(w.seconds, 1)})
+                     "warm_s": round(w.seconds, 1), "peak_rss_mb": c.peak_rss_mb})
     return rows
 
 
@@ -163,10 +163,14 @@ def to_markdown(result: dict) -> str:
              f"torch {result['environment']['torch']}, {result['date']})", ""]
     if result.get("notebooks"):
         lines += ["## Notebook run time, default preset", "",
-                  "| notebook | status | cold (s) | warm rerun (s) |", "|---|---|---:|---:|"]
-        lines += [f"| {r['notebook']} | {r['status']} | {r['cold_s']} | {r['warm_s']} |" for r in result["notebooks"]]
+                  "Cold: empty checkpoint cache (everything trained). Warm: the rerun with the cache the cold run "
+                  "filled (what an interrupted `make run` costs the second time). Peak RSS: the kernel's resident "
+                  "memory, sampled every 0.2 s (goal <= 2 GiB).", "",
+                  "| notebook | status | cold (s) | warm rerun (s) | peak RSS (MiB) |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {r['notebook']} | {r['status']} | {r['cold_s']} | {r['warm_s']} | {r.get('peak_rss_mb')} |"
+                  for r in result["notebooks"]]
         lines.append(f"| **total** | | {sum(r['cold_s'] for r in result['notebooks']):.1f} | "
-                     f"{sum(r['warm_s'] for r in result['notebooks']):.1f} |")
+                     f"{sum(r['warm_s'] for r in result['notebooks']):.1f} | |")
         lines.append("")
     lines += ["## Training loop throughput (CPU)", "",
               "Same model, data, batch size and optimizer; best of the interleaved repeats.", "",

@@ -151,6 +151,7 @@ class Result:
     cell_seconds: float | None = None  # sum of the cells' run times
     error_cell: int | None = None     # index of the failing cell in the source notebook
     record_text: dict = field(default_factory=dict)
+    peak_rss_mb: float | None = None   # peak resident memory of the kernel (sampled every 0.2 s)
 
     @property
     def ok(self) -> bool:
@@ -169,6 +170,7 @@ class Result:
             "parameters": to_jsonable(self.parameters),
             "cell_seconds": None if self.cell_seconds is None else round(self.cell_seconds, 2),
             "error_cell": self.error_cell,
+            "peak_rss_mb": self.peak_rss_mb,
             "executed": self.executed,
         }
 
@@ -261,6 +263,26 @@ class _KernelHandle:
         self.managers: list = []
         self.lock = threading.Lock()
 
+    def rss_bytes(self) -> int:
+        """Resident memory of the kernel process and its children (0 if not running)."""
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover - psutil comes with jupyter
+            return 0
+        with self.lock:
+            managers = list(self.managers)
+        total = 0
+        for km in managers:
+            process = getattr(getattr(km, "provisioner", None), "process", None)
+            if process is None or process.poll() is not None:
+                continue
+            try:
+                proc = psutil.Process(process.pid)
+                total += sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return total
+
     def kill(self) -> None:
         with self.lock:
             managers = list(self.managers)
@@ -333,9 +355,12 @@ def execute(path: str | Path, executed: str | Path, parameters: Mapping[str, Any
     fired = threading.Event()
     interrupted = threading.Event()
 
+    peak = [0]
+
     def watchdog():
         deadline = None if not timeout else start + timeout
         while not done.wait(0.2):
+            peak[0] = max(peak[0], handle.rss_bytes())
             if abort is not None and abort.is_set():
                 interrupted.set()
             elif deadline is not None and time.monotonic() > deadline:
@@ -383,7 +408,7 @@ def execute(path: str | Path, executed: str | Path, parameters: Mapping[str, Any
     return Result(**base, status=info["status"], seconds=seconds, records=records,
                   error=info["error"], executed=str(executed) if executed.exists() else None,
                   cell_seconds=info["cell_seconds"], error_cell=info["error_cell"],
-                  record_text=texts)
+                  record_text=texts, peak_rss_mb=round(peak[0] / 2**20, 1) if peak[0] else None)
 
 
 # --------------------------------------------------------------------------- summary
