@@ -11,7 +11,7 @@ def temperature_explorer(logits: torch.Tensor, classes: Sequence[str], *, true_c
     """A log-scale slider on the temperature T over one sample's logits (Hinton 2015, eq. 1).
 
     Draws ``softmax(logits / T)`` as bars and prints its entropy; moving the slider redraws.
-    Returns the ``interactive`` widget (displayed by ``interact``).
+    Returns the ``interactive`` widget: the last expression of a cell, it displays itself.
     """
     import math
 
@@ -34,4 +34,4 @@ def temperature_explorer(logits: torch.Tensor, classes: Sequence[str], *, true_c
     slider = w.FloatLogSlider(value=value, base=10, min=math.log10(t_min), max=math.log10(t_max),
                               step=0.05, description="T", continuous_update=True,
                               readout_format=".2f")
-    return w.interact(draw, T=slider)
+    return w.interactive(draw, T=slider)

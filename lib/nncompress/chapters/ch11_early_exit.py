@@ -21,7 +21,7 @@ SPECS = {
     "widths": Spec(list, presets={"cpu": [16, 32, 32, 32], "gpu": [64, 128, 256, 256]}, item=int, low=1,
                    high=4096, help="channels of each backbone stage (one exit after each)"),
     "small_stages": Spec(int, 2, low=1, high=16, help="stages of the separately trained small baseline"),
-    "epochs": Spec(int, presets={"cpu": 15, "gpu": 60}, low=1, help="training epochs (every model)"),
+    "epochs": Spec(int, presets={"cpu": 12, "gpu": 60}, low=1, help="training epochs (every model)"),
     "batch_size": Spec(int, presets={"cpu": 100, "gpu": 128}, low=1, help="mini-batch size"),
     "lr": Spec(float, presets={"cpu": 3e-3, "gpu": 2e-3}, low=1e-6, high=10.0, help="Adam learning rate"),
     "exit_weighting": Spec(str, "uniform", choices=("uniform", "linear"),

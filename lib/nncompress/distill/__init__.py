@@ -171,6 +171,12 @@ def add_class_bias(model: nn.Module, cls: int, shift: float) -> nn.Module:
     return model
 
 from .features import (FEATURE_LOSSES, FeatureKDObjective, FitNetHintObjective, at_loss, attention_map,  # noqa: E402
-                       fitnet_loss, hint_cosine, make_regressor, train_fitnet)
+                       fitnet_loss, hint_cosine, make_regressor, teacher_outputs,
+                       train_feature_student, train_fitnet)
 from .relational import (pairwise_distances, rkd_angle_loss, rkd_angle_potential, rkd_distance_loss,  # noqa: E402
                          rkd_distance_potential, rkd_loss, similarity_matrix, sp_loss)
+from .ensembles import (active_specialists, aggregate_to_group, combination_objective, combine_specialists,  # noqa: E402
+                        confusable_groups, kl_rows, prediction_covariance, soft_target_objective,
+                        specialist_data, specialist_from_generalist, specialist_targets)
+from .peers import (DMLObjective, PeerGroup, born_again, dml_losses, dml_step, ensemble_probs,  # noqa: E402
+                    label_entropy, label_refinery, refine_labels, teacher_assistant_kd, train_peers)

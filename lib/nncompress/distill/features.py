@@ -202,7 +202,9 @@ class FeatureKDObjective:
     temperature and alpha (``kd`` is a :class:`~nncompress.distill.KDObjective`).
     ``loss_fn`` is a name in :data:`FEATURE_LOSSES` (``"at"``, ``"sp"``, ``"rkd"``,
     ``"rkd-d"``, ``"rkd-a"``) or a callable ``(student_feat, teacher_feat) -> loss``.
-    The teacher runs under ``no_grad`` on every batch (its features are not cached).
+    The teacher runs under ``no_grad`` on every batch, unless the batch carries its
+    outputs precomputed as ``(x, y, teacher_logits, *teacher_features)`` (one feature per
+    entry of ``teacher_layers``; see :func:`teacher_outputs`), valid without augmentation.
     For ``"fitnet"`` pass ``regressors`` (one per pair; also give them to ``fit`` as
     ``extra_modules``).  ``config()`` describes it for cache keys.
     """
@@ -250,8 +252,12 @@ class FeatureKDObjective:
         from . import kd_loss
 
         x, y = batch[0], batch[1]
-        with torch.no_grad():
-            t_logits, t_feats = self.teacher(x, return_features=True)
+        if len(batch) == 3 + len(self.teacher_layers):  # precomputed: (x, y, logits, *features)
+            t_logits = batch[2]
+            t_feats = dict(zip(self.teacher_layers, batch[3:]))
+        else:
+            with torch.no_grad():
+                t_logits, t_feats = self.teacher(x, return_features=True)
         s_logits, s_feats = model(x, return_features=True)
         if self.kd is None:
             base = F.cross_entropy(s_logits, y)
@@ -362,3 +368,66 @@ def train_fitnet(name: str, student_config: dict, splits, stage1_config, stage2_
             "history1": History.from_dict(value["history1"]), "history2": History.from_dict(value["history2"]),
             "cached": cached}
     return student, info
+
+
+@torch.no_grad()
+def teacher_outputs(teacher: nn.Module, data, layers: Sequence[str], *, batch_size: int = 500):
+    """The teacher's logits and ``layers`` features on every sample of ``data`` (in order),
+    on ``data``'s device: ``[logits, feat_1, ...]`` to attach with ``data.with_extras(*...)``."""
+    teacher.eval()
+    outs = None
+    for i in range(0, len(data), batch_size):
+        logits, feats = teacher(data.x[i:i + batch_size], return_features=True)
+        row = [logits] + [feats[name] for name in layers]
+        outs = [[r] for r in row] if outs is None else [o + [r] for o, r in zip(outs, row)]
+    return [torch.cat(o) for o in outs]
+
+
+METHODS = ("ce", "kd", "at", "sp", "rkd", "rkd-d", "rkd-a", "fitnet")
+
+
+def train_feature_student(name: str, student_config: dict, splits, train_config, *, seed: int,
+                          n_labelled: int, teacher: nn.Module, method: str, beta: float = 0.0,
+                          student_layers: Sequence[str] = (), teacher_layers: Sequence[str] = (),
+                          kd: bool = True, temperature: float = 4.0, alpha: float = 0.9,
+                          loss_kwargs: dict | None = None, hint_config=None, device="auto", progress=None):
+    """Train (or load) a student with one distillation method on ``n_labelled`` training samples.
+
+    ``method``: ``"ce"`` (scratch), ``"kd"`` (Hinton), ``"at"``/``"sp"``/``"rkd"``/``"rkd-d"``/
+    ``"rkd-a"`` (:class:`FeatureKDObjective` with weight ``beta``, plus KD when ``kd``) or
+    ``"fitnet"`` (two stages, :func:`train_fitnet`; ``hint_config`` is the stage-1 training
+    config, ``student_layers[0]``/``teacher_layers[0]`` the guided layer and the hint).  The
+    subset, initialisation and batches are those of :func:`~nncompress.distill.train_student`
+    for the same ``(n_labelled, seed)``: comparisons are paired.  The teacher's outputs are
+    computed once and attached to the batches.  Returns ``(model, history, cached)``.
+    """
+    from ..train import get_or_train
+    from . import KDObjective, labelled_subset, teacher_logits
+
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not allowed: expected one of {', '.join(METHODS)}")
+    subset, _, sub_cfg = labelled_subset(splits.train, n_labelled, seed)
+    kd_obj = KDObjective(None, temperature, alpha) if (kd or method == "kd") else None
+    if method == "ce":
+        return get_or_train(name, student_config, splits, train_config, seed=seed,
+                            objective_config={"method": "ce", "subset": sub_cfg}, train_data=subset,
+                            device=device, progress=progress)
+    if method in ("kd", "fitnet"):
+        subset = subset.with_extras(teacher_logits(teacher, subset, device=device).to(subset.device))
+    if method == "kd":
+        obj = KDObjective(None, temperature, alpha)
+        cfg = {**obj.config(), "teacher": getattr(teacher, "cache_key", None), "subset": sub_cfg}
+        return get_or_train(name, student_config, splits, train_config, seed=seed, objective=obj,
+                            objective_config=cfg, train_data=subset, device=device, progress=progress)
+    if method == "fitnet":
+        model, info = train_fitnet(name, student_config, splits, hint_config, train_config, seed=seed,
+                                   teacher=teacher, student_layer=student_layers[0],
+                                   teacher_layer=teacher_layers[0], temperature=temperature, alpha=alpha,
+                                   train_data=subset, subset_config=sub_cfg, device=device, progress=progress)
+        return model, info["history2"], info["cached"]
+    obj = FeatureKDObjective(teacher, student_layers, teacher_layers, method, beta, kd=kd_obj,
+                             loss_kwargs=loss_kwargs)
+    subset = subset.with_extras(*[t.to(subset.device) for t in teacher_outputs(teacher, subset, obj.teacher_layers)])
+    return get_or_train(name, student_config, splits, train_config, seed=seed, objective=obj,
+                        objective_config={**obj.config(), "subset": sub_cfg}, train_data=subset,
+                        device=device, progress=progress)

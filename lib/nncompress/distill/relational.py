@@ -66,19 +66,15 @@ def rkd_distance_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> t
 
 def rkd_angle_potential(emb: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
     """``psi_A[i, j, k] = <e_ij, e_kj>`` with ``e_ij`` the unit vector from ``t_j`` to ``t_i``
-    (Park et al. eq. 6); shape ``(N, N, N)`` indexed ``[i, j, k]`` (``j`` is the vertex).""" 
-    e = _flat(emb)
-    diff = e.unsqueeze(1) - e.unsqueeze(0)          # diff[i, j] = e_i - e_j
-    norm = diff.pow(2).sum(-1, keepdim=True).clamp_min(eps).sqrt()
-    unit = diff / norm                               # zero for i == j or duplicate rows
-    # cos[i, j, k] = <unit[i, j], unit[k, j]>
-    return torch.einsum("ijd,kjd->ijk", unit, unit)
+    (Park et al. eq. 6); shape ``(N, N, N)`` indexed ``[i, j, k]`` (``j`` is the vertex)."""
+    return _angle_by_vertex(_flat(emb), eps).permute(1, 0, 2)
 
 
-def _distinct_triplets(n: int, device) -> torch.Tensor:
-    idx = torch.arange(n, device=device)
-    i, j, k = idx.view(-1, 1, 1), idx.view(1, -1, 1), idx.view(1, 1, -1)
-    return (i != j) & (j != k) & (i != k)
+def _angle_by_vertex(e: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
+    """``cos[j, i, k] = <e_ij, e_kj>`` as one batched matrix product (vertex first)."""
+    diff = e.unsqueeze(0) - e.unsqueeze(1)           # diff[j, i] = e_i - e_j
+    unit = diff / diff.pow(2).sum(-1, keepdim=True).clamp_min(eps).sqrt()  # zero for i == j / duplicates
+    return torch.bmm(unit, unit.transpose(1, 2))
 
 
 def rkd_angle_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
@@ -88,10 +84,14 @@ def rkd_angle_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torc
     if n < 3:
         raise ValueError(f"the RKD angle loss needs a batch of at least 3 samples, got {n}")
     with torch.no_grad():
-        t = rkd_angle_potential(teacher_emb.detach())
-    s = rkd_angle_potential(student_emb)
-    mask = _distinct_triplets(n, s.device)
-    return F.smooth_l1_loss(s[mask], t[mask], reduction="mean")
+        t = _angle_by_vertex(_flat(teacher_emb.detach()))
+    s = _angle_by_vertex(_flat(student_emb))
+    idx = torch.arange(n, device=s.device)
+    # the degenerate triplets (two equal indices) are excluded by zeroing their difference
+    keep = (idx.view(-1, 1, 1) != idx.view(1, -1, 1)) & (idx.view(1, -1, 1) != idx.view(1, 1, -1)) \
+        & (idx.view(-1, 1, 1) != idx.view(1, 1, -1))
+    per = F.smooth_l1_loss(s, t, reduction="none")
+    return (per * keep).sum() / (n * (n - 1) * (n - 2))
 
 
 def rkd_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, w_dist: float = 25.0,

@@ -1,0 +1,229 @@
+"""Generalist + specialist ensembles (Hinton, Vinyals & Dean 2015, sections 5-6).
+
+A *generalist* is trained on all classes.  Classes it confuses with each other are found
+by clustering the covariance matrix of its predicted distributions (sec. 5.2); each cluster
+gets a *specialist*, initialised from the generalist and trained on data enriched in its
+classes (half from its special subset, half from the rest), with every non-special class
+merged into one *dustbin* class (sec. 5.1).  At test time (sec. 5.3) the specialists whose
+subset meets the generalist's top classes are *active*, and the combined distribution q
+minimises
+
+    KL(p_g || q) + sum_{m in active} KL(p_m || q^m)                      (Hinton 2015, eq. 5)
+
+where q^m is q aggregated to specialist m's classes plus its dustbin (the dustbin gets the
+sum of q over all classes outside the subset).  We solve it by gradient descent on q's
+logits, starting from the generalist's log-probabilities.
+
+Specialists are independent of each other once the generalist exists: they can be trained
+in parallel (separate processes or machines), which is the paper's point about very large
+datasets.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def kl_rows(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Per-row KL(p || q) = sum_i p_i (ln p_i - ln q_i) for probability rows ``(..., C)``.
+
+    0 ln 0 is taken as 0 (``torch.xlogy``); ``q`` is clamped at ``eps`` to stay finite.
+    Zero for identical distributions, positive otherwise.
+    """
+    return (torch.xlogy(p, p) - p * torch.log(q.clamp_min(eps))).sum(-1)
+
+
+def prediction_covariance(probs: torch.Tensor) -> torch.Tensor:
+    """The ``(C, C)`` covariance matrix of the predicted distributions ``probs`` ``(N, C)``.
+
+    Hinton et al. 2015, sec. 5.2: classes the generalist often predicts *together* (mass
+    shared between them on the same examples) have a large covariance.
+    """
+    if probs.dim() != 2 or len(probs) < 2:
+        raise ValueError(f"probs has shape {tuple(probs.shape)}: expected (N, C) with N >= 2")
+    centred = probs.double() - probs.double().mean(0, keepdim=True)
+    return (centred.T @ centred / (len(probs) - 1)).float()
+
+
+def _kmeans(points: torch.Tensor, k: int, seed: int, iters: int = 50, restarts: int = 10):
+    """Plain k-means (k-means++ init, ``restarts`` tries, best inertia): labels ``(n,)``."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(points)
+    best, best_inertia = None, float("inf")
+    for _ in range(restarts):
+        centres = [points[torch.randint(n, (1,), generator=g)].squeeze(0)]
+        for _ in range(1, k):
+            d = torch.cdist(points, torch.stack(centres)).min(1).values ** 2
+            if d.sum() <= 0:
+                i = torch.randint(n, (1,), generator=g)
+            else:
+                i = torch.multinomial(d / d.sum(), 1, generator=g)
+            centres.append(points[i].squeeze(0))
+        c = torch.stack(centres)
+        for _ in range(iters):
+            labels = torch.cdist(points, c).argmin(1)
+            new = torch.stack([points[labels == j].mean(0) if (labels == j).any() else c[j] for j in range(k)])
+            if torch.allclose(new, c):
+                break
+            c = new
+        labels = torch.cdist(points, c).argmin(1)
+        inertia = ((points - c[labels]) ** 2).sum().item()
+        if inertia < best_inertia - 1e-12:
+            best, best_inertia = labels, inertia
+    return best
+
+
+def confusable_groups(probs: torch.Tensor, k: int, *, seed: int = 0, min_size: int = 2,
+                      covariance: torch.Tensor | None = None) -> list[list[int]]:
+    """Clusters of confusable classes (Hinton et al. 2015, sec. 5.2).
+
+    "We apply a clustering algorithm to the covariance matrix of the predictions of our
+    generalist model, so that a set of classes S^m that are often predicted together will
+    be used as targets for one of our specialist models m.  We applied an on-line version of
+    the K-means algorithm to the columns of the covariance matrix."  Here: batch k-means on
+    the columns of :func:`prediction_covariance` (or of ``covariance`` if given).  Returns the
+    clusters with at least ``min_size`` classes (a singleton needs no specialist), each sorted,
+    ordered by their smallest class.
+    """
+    cov = prediction_covariance(probs) if covariance is None else covariance.float()
+    C = cov.shape[0]
+    if not 1 <= k <= C:
+        raise ValueError(f"k={k!r} is not allowed: expected an int in [1, {C}] (the number of classes)")
+    labels = _kmeans(cov.T.contiguous(), k, seed)
+    groups = [sorted(torch.nonzero(labels == j).flatten().tolist()) for j in range(k)]
+    return sorted((g for g in groups if len(g) >= min_size), key=lambda g: g[0])
+
+
+def specialist_targets(y: torch.Tensor, group: Sequence[int]) -> torch.Tensor:
+    """Map labels to a specialist's classes: ``group[i] -> i``, every other class -> ``len(group)``
+    (the dustbin class, Hinton et al. 2015, sec. 5.1)."""
+    lut = torch.full((int(max(int(y.max()) + 1, max(group) + 1)),), len(group), dtype=torch.long)
+    lut[torch.as_tensor(list(group))] = torch.arange(len(group))
+    return lut.to(y.device)[y]
+
+
+def specialist_data(data, group: Sequence[int], *, seed: int = 0, extras: bool = False):
+    """A specialist's training set (Hinton et al. 2015, sec. 5.1): every example of the special
+    subset ``group`` plus as many examples drawn at random from the remaining classes (half and
+    half), labelled with :func:`specialist_targets` (its classes + a dustbin class).
+
+    Returns ``(subset, index)`` where ``index`` are the rows of ``data`` used.  ``extras``
+    keeps ``data``'s extra tensors (e.g. generalist logits for soft-target fine-tuning).
+    """
+    if not group or len(set(group)) != len(group):
+        raise ValueError(f"group={list(group)!r} is not allowed: expected a non-empty list of distinct classes")
+    y = data.y.cpu()
+    inside = torch.isin(y, torch.as_tensor(list(group)))
+    special = torch.nonzero(inside).flatten()
+    rest = torch.nonzero(~inside).flatten()
+    g = torch.Generator().manual_seed(seed + 7177)
+    rest = rest[torch.randperm(len(rest), generator=g)[:len(special)]]
+    index = torch.cat([special, rest]).sort().values
+    sub = data.subset(index.to(data.device))
+    from ..data.device import DeviceData
+
+    out = DeviceData(sub.x, specialist_targets(sub.y, group), sub.extras if extras else (),
+                     sub.augment, sub.name)
+    return out, index
+
+
+def specialist_from_generalist(generalist: nn.Module, group: Sequence[int]) -> nn.Module:
+    """A specialist initialised from the generalist (Hinton et al. 2015, sec. 5.1: "the
+    specialist is initialised with the weights of the generalist").  The ``head`` layer gets
+    ``len(group) + 1`` outputs: the generalist's rows for the special classes and, for the
+    dustbin, the mean of the other rows with bias ``mean + ln(#others)`` (a log-sum-exp
+    approximation), so at initialisation it predicts about what the generalist does."""
+    spec = copy.deepcopy(generalist)
+    old = generalist.head
+    others = [c for c in range(old.out_features) if c not in set(group)]
+    head = nn.Linear(old.in_features, len(group) + 1).to(old.weight.device)
+    with torch.no_grad():
+        idx = torch.as_tensor(list(group), device=old.weight.device)
+        head.weight[:-1] = old.weight[idx]
+        head.bias[:-1] = old.bias[idx]
+        oth = torch.as_tensor(others, device=old.weight.device)
+        head.weight[-1] = old.weight[oth].mean(0)
+        head.bias[-1] = old.bias[oth].mean() + torch.log(torch.tensor(float(len(others))))
+    spec.head = head
+    return spec
+
+
+def aggregate_to_group(q: torch.Tensor, group: Sequence[int]) -> torch.Tensor:
+    """q ``(N, C)`` aggregated to a specialist's classes: ``[q_c for c in group] + [sum of the rest]``."""
+    idx = torch.as_tensor(list(group), device=q.device)
+    inside = q[:, idx]
+    return torch.cat([inside, (q.sum(1) - inside.sum(1)).clamp_min(0.0)[:, None]], dim=1)
+
+
+def active_specialists(p_generalist: torch.Tensor, groups: Sequence[Sequence[int]], top_n: int = 1) -> torch.Tensor:
+    """``(N, M)`` bool: specialist m is active for an example when its subset meets the generalist's
+    ``top_n`` most probable classes (Hinton et al. 2015, sec. 5.3, step 1)."""
+    top = p_generalist.topk(top_n, dim=1).indices
+    cols = [torch.isin(top, torch.as_tensor(list(g), device=top.device)).any(1) for g in groups]
+    if not cols:
+        return torch.zeros(len(p_generalist), 0, dtype=torch.bool, device=p_generalist.device)
+    return torch.stack(cols, 1)
+
+
+def combination_objective(q_logits: torch.Tensor, p_generalist: torch.Tensor,
+                          specialist_probs: Sequence[torch.Tensor], groups: Sequence[Sequence[int]],
+                          active: torch.Tensor) -> torch.Tensor:
+    """Per-example objective of Hinton et al. 2015, eq. 5, with q = softmax(q_logits):
+    KL(p_g || q) + sum_m active[:, m] * KL(p_m || q^m)  (q^m from :func:`aggregate_to_group`)."""
+    q = F.softmax(q_logits, dim=1)
+    loss = kl_rows(p_generalist, q)
+    for m, (p_m, g) in enumerate(zip(specialist_probs, groups)):
+        loss = loss + active[:, m].to(q.dtype) * kl_rows(p_m, aggregate_to_group(q, g))
+    return loss
+
+
+def combine_specialists(p_generalist: torch.Tensor, specialist_probs: Sequence[torch.Tensor],
+                        groups: Sequence[Sequence[int]], *, active: torch.Tensor | None = None,
+                        top_n: int = 1, steps: int = 200, lr: float = 0.5,
+                        return_history: bool = False):
+    """The combined class distribution q of Hinton et al. 2015, sec. 5.3 (eq. 5).
+
+    ``p_generalist`` ``(N, C)``; ``specialist_probs[m]`` ``(N, |groups[m]| + 1)`` (its classes,
+    then the dustbin); ``active`` ``(N, M)`` bool (default :func:`active_specialists` with
+    ``top_n``).  q = softmax(z) with z initialised at ln p_g and improved by ``steps`` plain
+    gradient-descent steps of size ``lr`` on the summed :func:`combination_objective` (the
+    gradient w.r.t. z is sum_terms (q - target)-like and bounded, so a fixed step converges;
+    Adam would amplify float noise where the gradient is ~0).  An example with no active
+    specialist keeps q = p_g (its start is already the minimum: zero gradient).  Returns q
+    (and the per-step mean objective if ``return_history``).
+    """
+    if len(specialist_probs) != len(groups):
+        raise ValueError(f"got {len(specialist_probs)} specialist outputs for {len(groups)} groups")
+    if active is None:
+        active = active_specialists(p_generalist, groups, top_n)
+    p_g = p_generalist.detach().float()
+    sp = [p.detach().float() for p in specialist_probs]
+    z = torch.log(p_g.clamp_min(1e-12)).clone().requires_grad_(True)
+    opt = torch.optim.SGD([z], lr=lr)
+    hist = []
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = combination_objective(z, p_g, sp, groups, active)
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step()
+            hist.append(loss.mean().item())
+    with torch.no_grad():
+        z_final = z.detach()
+        idle = ~active.any(1) if active.numel() else torch.ones(len(p_g), dtype=torch.bool)
+        q = F.softmax(z_final, dim=1)
+        q[idle] = p_g[idle]  # exactly the generalist where no specialist speaks
+        hist.append(combination_objective(torch.log(q.clamp_min(1e-12)), p_g, sp, groups, active).mean().item())
+    return (q, hist) if return_history else q
+
+
+def soft_target_objective(model: nn.Module, batch: tuple):
+    """Cross-entropy against soft targets carried in the batch (``(x, y, target_probs)``):
+    -sum_i p_i ln q_i, the soft term of Hinton 2015 at T = 1 (equal to KL(p||q) + H(p))."""
+    x, y, p = batch[0], batch[1], batch[2]
+    logits = model(x)
+    return -(p * F.log_softmax(logits, dim=1)).sum(1).mean(), logits

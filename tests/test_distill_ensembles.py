@@ -1,0 +1,172 @@
+"""Specialist ensembles (Hinton 2015 sec. 5) and peer / generation distillation (DML, BAN, TA, refinery)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import nncompress as nc
+from nncompress.data.device import DeviceData
+from nncompress.distill import ensembles, peers
+
+torch.set_num_threads(1)
+
+
+def _probs(n, c, seed=0, scale=2.0):
+    g = torch.Generator().manual_seed(seed)
+    return F.softmax(torch.randn(n, c, generator=g) * scale, dim=1)
+
+
+def test_kl_zero_for_identical_and_positive_otherwise():
+    p, q = _probs(16, 7, 0), _probs(16, 7, 1)
+    assert torch.allclose(ensembles.kl_rows(p, p), torch.zeros(16), atol=1e-6)
+    assert (ensembles.kl_rows(p, q) > 0).all()
+    onehot = F.one_hot(torch.arange(4), 4).float()  # 0 ln 0 = 0
+    assert torch.allclose(ensembles.kl_rows(onehot, onehot), torch.zeros(4))
+    assert torch.allclose(ensembles.kl_rows(p, q), F.kl_div(q.log(), p, reduction="none").sum(1), atol=1e-5)
+    z = torch.randn(5, 6)
+    y = torch.randint(0, 6, (5,))
+    l1, l2 = peers.dml_losses([z, z.clone()], y)
+    assert torch.allclose(l1, F.cross_entropy(z, y), atol=1e-6)  # identical peers: the KL term is zero
+    assert torch.allclose(l2, F.cross_entropy(z, y), atol=1e-6)
+
+
+def test_groups_found_on_constructed_covariance():
+    # three blocks of classes that co-vary strongly inside the block, not across
+    blocks = [[0, 3, 5], [1, 2], [4, 6, 7]]
+    cov = torch.zeros(8, 8)
+    for b in blocks:
+        for i in b:
+            for j in b:
+                cov[i, j] = 1.0 if i == j else 0.6
+    assert ensembles.confusable_groups(None, 3, covariance=cov) == sorted(blocks, key=lambda b: b[0])
+    with pytest.raises(ValueError, match="k=9"):
+        ensembles.confusable_groups(None, 9, covariance=cov)
+    # and from predicted distributions: mass shared inside pairs (0,1) and (2,3)
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for _ in range(400):
+        pair = [(0, 1), (2, 3)][int(torch.randint(2, (1,), generator=g))]
+        w = float(torch.rand(1, generator=g))
+        p = torch.full((5,), 0.01)
+        p[pair[0]], p[pair[1]] = w, 1 - w
+        rows.append(p / p.sum())
+    groups = ensembles.confusable_groups(torch.stack(rows), 3)
+    assert [0, 1] in groups and [2, 3] in groups
+
+
+def test_combination_reduces_to_generalist_when_no_specialist_fires():
+    p_g = _probs(10, 6, 0)
+    groups = [[0, 1], [2, 3]]
+    sp = [_probs(10, 3, 1), _probs(10, 3, 2)]
+    q = ensembles.combine_specialists(p_g, sp, groups, active=torch.zeros(10, 2, dtype=torch.bool), steps=20)
+    assert torch.allclose(q, p_g, atol=1e-6)
+    # a specialist that agrees with the generalist (aggregated) changes nothing either
+    agree = [ensembles.aggregate_to_group(p_g, g) for g in groups]
+    q2 = ensembles.combine_specialists(p_g, agree, groups, active=torch.ones(10, 2, dtype=torch.bool), steps=50)
+    assert torch.allclose(q2, p_g, atol=1e-3)
+
+
+def test_combination_objective_decreases_and_moves_toward_specialist():
+    p_g = _probs(32, 6, 0, scale=1.0)
+    groups = [[0, 1, 2], [3, 4]]
+    sp = [_probs(32, 4, 3, scale=3.0), _probs(32, 3, 4, scale=3.0)]
+    active = torch.ones(32, 2, dtype=torch.bool)
+    q, hist = ensembles.combine_specialists(p_g, sp, groups, active=active, steps=150,
+                                            return_history=True)
+    assert hist[-1] < hist[0] - 1e-3
+    assert all(b <= a + 1e-6 for a, b in zip(hist, hist[1:]))  # gradient descent: monotone
+    assert torch.allclose(q.sum(1), torch.ones(32), atol=1e-5)
+    before = ensembles.kl_rows(sp[0], ensembles.aggregate_to_group(p_g, groups[0])).mean()
+    after = ensembles.kl_rows(sp[0], ensembles.aggregate_to_group(q, groups[0])).mean()
+    assert after < before
+    # default activation: only specialists whose group holds the generalist's top class
+    act = ensembles.active_specialists(p_g, groups, top_n=1)
+    top = p_g.argmax(1)
+    assert torch.equal(act[:, 0], top < 3) and torch.equal(act[:, 1], (top == 3) | (top == 4))
+
+
+def test_specialist_data_half_special_half_rest_with_dustbin():
+    y = torch.arange(10).repeat(20)
+    data = DeviceData(torch.randn(200, 40), y)
+    sub, idx = ensembles.specialist_data(data, [2, 7], seed=0)
+    assert len(sub) == 80  # 40 special + 40 others
+    assert (sub.y < 2).sum() == 40 and (sub.y == 2).sum() == 40
+    assert torch.equal(sub.y[y[idx] == 7], torch.ones_like(sub.y[y[idx] == 7]))
+    assert torch.equal(ensembles.specialist_targets(torch.tensor([2, 7, 0, 9]), [2, 7]), torch.tensor([0, 1, 2, 2]))
+
+
+def test_specialist_from_generalist_matches_generalist_on_its_classes():
+    torch.manual_seed(0)
+    gen = nc.models.build({"arch": "conv1d", "widths": [8, 8, 8], "num_classes": 10})
+    spec = ensembles.specialist_from_generalist(gen, [1, 4, 6])
+    x = torch.randn(5, 40)
+    zg, zs = gen(x), spec(x)
+    assert zs.shape == (5, 4)
+    assert torch.allclose(zs[:, :3], zg[:, [1, 4, 6]], atol=1e-5)
+    assert spec.head is not gen.head and gen.head.out_features == 10
+
+
+def _tiny_splits():
+    return nc.data.load("mnist1d", seed=0, n_train=400, n_test=100, n_val=50)
+
+
+def test_dml_with_one_peer_equals_plain_ce_training():
+    splits = _tiny_splits()
+    cfg = nc.train.TrainConfig(epochs=2, batch_size=50, lr=1e-2)
+    mc = {"arch": "conv1d", "widths": [8, 8, 8]}
+    torch.manual_seed(3)
+    alone = nc.models.for_data(mc, splits)
+    group = peers.PeerGroup([nc.models.for_data(mc, splits)])
+    group.peers[0].load_state_dict(alone.state_dict())
+    nc.train.fit(alone, splits.train, cfg, seed=5, device="cpu", progress=False)
+    nc.train.fit(group, splits.train, cfg, objective=peers.DMLObjective(), seed=5, device="cpu", progress=False)
+    for a, b in zip(alone.parameters(), group.peers[0].parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_dml_step_alternating_and_joint_update_train_both_peers():
+    splits = _tiny_splits()
+    torch.manual_seed(0)
+    ps = [nc.models.for_data({"arch": "conv1d", "widths": [8, 8, 8]}, splits) for _ in range(2)]
+    before = [p.head.weight.clone() for p in ps]
+    opts = [torch.optim.SGD(p.parameters(), lr=0.1) for p in ps]
+    batch = next(splits.train.batches(64))
+    losses = peers.dml_step(ps, opts, batch)
+    assert len(losses) == 2 and all(l > 0 for l in losses)
+    assert all(not torch.equal(b, p.head.weight) for b, p in zip(before, ps))
+    # the ensemble forward is a log-probability
+    g = peers.PeerGroup(ps)
+    assert torch.allclose(g(batch[0]).exp().sum(1), torch.ones(len(batch[0])), atol=1e-5)
+
+
+def test_label_entropy_and_refine_labels():
+    assert peers.label_entropy(F.one_hot(torch.tensor([0, 2]), 3).float()) == pytest.approx(0.0)
+    assert peers.label_entropy(torch.full((4, 5), 0.2)) == pytest.approx(torch.log(torch.tensor(5.0)).item(), abs=1e-5)
+    splits = _tiny_splits()
+    torch.manual_seed(0)
+    m = nc.models.for_data({"arch": "conv1d", "widths": [8, 8, 8]}, splits)
+    lab = peers.refine_labels(m, splits.test, device="cpu")
+    assert lab.shape == (100, 10) and torch.allclose(lab.sum(1), torch.ones(100), atol=1e-5)
+
+
+def test_born_again_ta_and_refinery_run_and_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNCOMPRESS_CACHE", str(tmp_path))
+    splits = _tiny_splits()
+    cfg = nc.train.TrainConfig(epochs=1, batch_size=50, lr=1e-2)
+    mc = {"arch": "conv1d", "widths": [8, 8, 8]}
+    gens = peers.born_again("t-ban", mc, splits, cfg, seed=0, generations=2, n_labelled=200,
+                            device="cpu", progress=False)
+    assert len(gens) == 3 and len({g[0].cache_key for g in gens}) == 3
+    again = peers.born_again("t-ban", mc, splits, cfg, seed=0, generations=1, n_labelled=200,
+                             device="cpu", progress=False)
+    assert [g[0].cache_key for g in again] == [g[0].cache_key for g in gens[:2]]
+    chain = peers.teacher_assistant_kd("t-ta", [{"arch": "conv1d", "widths": [16, 16, 16]}, mc], gens[0][0],
+                                       splits, cfg, seed=0, n_labelled=200, device="cpu", progress=False)
+    assert len(chain) == 2 and chain[-1].head.in_features == 8
+    rounds = peers.label_refinery("t-ref", mc, splits, cfg, seed=0, rounds=1, n_labelled=200,
+                                  device="cpu", progress=False)
+    assert peers.label_entropy(rounds[0][1]) == pytest.approx(0.0) and peers.label_entropy(rounds[1][1]) > 0
+    ps, hist, cached = peers.train_peers("t-dml", [mc, mc], splits, cfg, seed=0, n_labelled=200,
+                                         device="cpu", progress=False)
+    assert len(ps) == 2 and not cached
+    assert peers.train_peers("t-dml", [mc, mc], splits, cfg, seed=0, n_labelled=200,
+                             device="cpu", progress=False)[2]
