@@ -170,3 +170,22 @@ def test_born_again_ta_and_refinery_run_and_cache(tmp_path, monkeypatch):
     assert len(ps) == 2 and not cached
     assert peers.train_peers("t-dml", [mc, mc], splits, cfg, seed=0, n_labelled=200,
                              device="cpu", progress=False)[2]
+
+
+def test_train_specialist_hard_and_soft_are_cached_and_start_from_the_generalist():
+    splits = _tiny_splits()
+    cfg = nc.train.TrainConfig(epochs=1, batch_size=50, lr=1e-3)
+    gen, _, _ = nc.train.get_or_train("t-gen", {"arch": "conv1d", "widths": [8, 8, 8]}, splits, cfg, seed=0,
+                                      device="cpu", progress=False)
+    for soft in (False, True):
+        spec, hist, cached = ensembles.train_specialist("t-spec", gen, [1, 7], splits, cfg, seed=0, soft=soft,
+                                                        device="cpu", progress=False)
+        assert spec.head.out_features == 3 and not cached and len(hist.epoch) == 1
+        assert ensembles.train_specialist("t-spec", gen, [1, 7], splits, cfg, seed=0, soft=soft,
+                                          device="cpu", progress=False)[2]
+    obj = ensembles.SpecialistObjective(temperature=2.0, alpha=1.0)
+    z = torch.randn(4, 3)
+    p = F.softmax(z / 2.0, dim=1)
+    model = lambda x: x  # noqa: E731 - identity "model": the logits are the input
+    loss, _ = obj(model, (z, torch.zeros(4, dtype=torch.long), p))
+    assert abs(loss.item()) < 1e-5  # soft targets equal to the model's own output: zero loss

@@ -43,7 +43,7 @@ def test_strip_keeps_only_marked_outputs():
     _, plain, marked = nb.cells
     assert plain.outputs == [] and plain.execution_count is None
     assert plain.metadata == {"tags": ["x"]}                      # tags survive, timings go
-    assert marked.execution_count is None and marked.metadata == {}
+    assert marked.execution_count == nbtools.STORED_COUNT and marked.metadata == {}  # nbval needs a count
     assert "papermill" not in nb.metadata
     kinds = [(o.output_type, o.get("name")) for o in marked.outputs]
     assert kinds == [("stream", "stdout"), ("stream", "stderr"), ("display_data", None),
@@ -52,7 +52,7 @@ def test_strip_keeps_only_marked_outputs():
     assert marked.outputs[1].text == "PROGRESS\n"
     assert marked.outputs[2].data == {"text/plain": "<Figure size 640x480>"}   # no image
     assert marked.outputs[3].data == {"text/plain": "tensor([1., 2.])"}
-    assert marked.outputs[3].execution_count is None
+    assert marked.outputs[3].execution_count == nbtools.STORED_COUNT
     nbformat.validate(nb)
     # idempotent, and then clean
     again = nbtools.strip_outputs(nbformat.from_dict(nb))
@@ -109,7 +109,7 @@ def test_store_executes_and_keeps_marked_outputs(tmp_path, capsys):
     assert [c.source for c in stored.cells] == [c.source for c in nb.cells]  # no injected cell
     assert stored.cells[1].outputs == []
     assert [o.text for o in stored.cells[2].outputs] == ["answer 42\ntook DURATION\n"]
-    assert all(c.get("execution_count") is None for c in stored.cells)
+    assert all(c.get("execution_count") == (nbtools.STORED_COUNT if c.get("outputs") else None) for c in stored.cells)
     assert "papermill" not in stored.metadata
     assert nbtools.problems(stored) == []
 

@@ -113,6 +113,11 @@ def test_binary_linear_uses_pm_scale_and_clips_real_weights():
     out = layer(x)  # training mode: clips first
     assert layer.weight.abs().max() <= 1.0
     assert torch.allclose(out, F.linear(x, torch.sign(layer.weight) + (layer.weight == 0), layer.bias))
+    layer.eval()
+    with torch.no_grad():
+        assert torch.equal(layer(x), out.detach())  # cached inference path, same result
+        layer.weight.mul_(-1)  # an in-place update invalidates the cache
+        assert torch.allclose(layer(x), F.linear(x, torch.where(layer.weight >= 0, 1.0, -1.0), layer.bias))
     m = q.binarize_model(_mlp())
     assert all(isinstance(m[i], q.BinaryLinear) for i in (0, 2))
     assert q.binary_bytes(m) == (16 * 40 + 7) // 8 + 4 + 40 * 4 + (40 * 6 + 7) // 8 + 4 + 6 * 4

@@ -15,7 +15,8 @@ __version__ = "0.1.0"
 from .record import record  # noqa: E402  (``nc.record(name, value)`` in notebooks)
 
 _SUBMODULES = ("data", "models", "metrics", "cache", "params", "train", "distill", "chapters",
-               "plots", "widgets", "nbtools", "stats", "env", "run", "grading")
+               "plots", "widgets", "nbtools", "stats", "env", "run", "grading", "prune", "quantize",
+               "storage", "design", "early_exit", "report", "bench")
 
 
 def __getattr__(name):

@@ -157,7 +157,7 @@ def clean_outputs(outputs: Iterable) -> list:
             if not data:
                 continue
             if kind == "execute_result":
-                result.append(new_output("execute_result", data=data, execution_count=None))
+                result.append(new_output("execute_result", data=data, execution_count=STORED_COUNT))
             else:
                 result.append(new_output("display_data", data=data))
         elif kind == "error":
@@ -166,12 +166,16 @@ def clean_outputs(outputs: Iterable) -> list:
     return result
 
 
+STORED_COUNT = 1  # execution count of every cell whose outputs are kept
+
+
 def strip_outputs(nb):
     """Make ``nb`` diff-friendly, in place (and return it).
 
-    Every cell loses its execution count and timing metadata (papermill, execution,
+    Every cell loses its timing metadata (papermill, execution,
     ExecuteTime, collapsed, scrolled); code cells lose their outputs unless marked with
-    ``# NBVAL_CHECK_OUTPUT``, whose outputs are cleaned by :func:`clean_outputs`.
+    ``# NBVAL_CHECK_OUTPUT``, whose outputs are cleaned by :func:`clean_outputs` and whose
+    execution count becomes :data:`STORED_COUNT` (nbval skips cells without one).
     """
     for key in NOTEBOOK_KEYS:
         nb.get("metadata", {}).pop(key, None)
@@ -181,8 +185,10 @@ def strip_outputs(nb):
             metadata.pop(key, None)
         if cell.get("cell_type") != "code":
             continue
-        cell["execution_count"] = None
         cell["outputs"] = clean_outputs(cell.get("outputs", [])) if is_marked(cell) else []
+        # nbval compares a cell only if the reference "ran" (has an execution count); a
+        # constant count keeps diffs quiet.
+        cell["execution_count"] = STORED_COUNT if cell["outputs"] else None
     return nb
 
 
@@ -205,8 +211,9 @@ def problems(nb) -> list[str]:
             marked = is_marked(cell)
             if cell.get("outputs") and not marked:
                 what.append(f"outputs without a {MARKER} marker")
-            if cell.get("execution_count") is not None:
-                what.append(f"execution count {cell.get('execution_count')}")
+            expected = STORED_COUNT if (marked and cell.get("outputs")) else None
+            if cell.get("execution_count") != expected:
+                what.append(f"execution count {cell.get('execution_count')} (expected {expected})")
             if marked and cell.get("outputs"):
                 if clean_outputs(copy.deepcopy(cell["outputs"])) != list(cell["outputs"]):
                     what.append("outputs not cleaned/sanitised (run strip)")

@@ -269,6 +269,12 @@ class BinaryLinear(nn.Linear):
         return binarize(self.weight.detach(), self.scale)
 
     def forward(self, x):
+        if not self.training and not torch.is_grad_enabled():
+            # inference: binarise once per weight version (a deployed model stores the bits)
+            key = (self.weight._version, self.weight.data_ptr())
+            if getattr(self, "_cached_key", None) != key:
+                self._cached_key, self._cached_wb = key, self.binary_weight()
+            return F.linear(x, self._cached_wb, self.bias)
         if self.training:
             with torch.no_grad():
                 self.weight.clamp_(-self.scale, self.scale)

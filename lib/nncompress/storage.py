@@ -16,10 +16,12 @@ A weight matrix after pruning and weight sharing is stored as
 CRC-32 of everything before it; :func:`load_compressed` verifies magic, version, length and
 checksum first, so a damaged or truncated file raises :class:`CorruptFile` - never a wrong model.
 
-Why a hand-written Huffman coder: the canonical code is ~60 lines here, fully unit-tested
-(round trip, optimality bound H <= L < H + 1), and there is no well-kept pure-Python package on
-the registry for it (``dahuffman``/``huffman`` are small, unmaintained, and neither writes the
-canonical code lengths we need to store a table in a few bytes).
+Why a hand-written Huffman coder: the canonical code is ~60 lines here (:class:`Huffman`),
+fully unit-tested (round trip, prefix-freeness, optimality bound H <= L < H + 1).  The
+pure-Python packages on the registry (e.g. ``dahuffman``) store their code tables in their own
+(pickled) form, while this format must write the table itself - 3 bytes per symbol as canonical
+code lengths - inside one checksummed file; a dependency for 60 lines that the chapter also
+teaches is not worth it.
 """
 from __future__ import annotations
 

@@ -177,6 +177,7 @@ from .relational import (pairwise_distances, rkd_angle_loss, rkd_angle_potential
                          rkd_distance_potential, rkd_loss, similarity_matrix, sp_loss)
 from .ensembles import (active_specialists, aggregate_to_group, combination_objective, combine_specialists,  # noqa: E402
                         confusable_groups, kl_rows, prediction_covariance, soft_target_objective,
-                        specialist_data, specialist_from_generalist, specialist_targets)
+                        specialist_data, specialist_from_generalist, specialist_targets,
+                        SpecialistObjective, train_specialist)
 from .peers import (DMLObjective, PeerGroup, born_again, dml_losses, dml_step, ensemble_probs,  # noqa: E402
                     label_entropy, label_refinery, refine_labels, teacher_assistant_kd, train_peers)

@@ -227,3 +227,63 @@ def soft_target_objective(model: nn.Module, batch: tuple):
     x, y, p = batch[0], batch[1], batch[2]
     logits = model(x)
     return -(p * F.log_softmax(logits, dim=1)).sum(1).mean(), logits
+
+
+class SpecialistObjective:
+    """Objective for a specialist with soft targets (Hinton et al. 2015, sec. 6): the batch
+    carries ``(x, y, target_probs)`` where ``target_probs`` are the generalist's distributions
+    at temperature T aggregated to the specialist's classes + dustbin
+    (:func:`aggregate_to_group`).  L = alpha T^2 KL(targets || softmax(z/T)) + (1 - alpha) CE(z, y)."""
+
+    def __init__(self, temperature: float = 2.0, alpha: float = 0.5):
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha={alpha!r} is not allowed: expected a float in [0, 1]")
+        self.temperature, self.alpha = float(temperature), float(alpha)
+
+    def __call__(self, model: nn.Module, batch: tuple):
+        x, y, p = batch[0], batch[1], batch[2]
+        z = model(x)
+        T = self.temperature
+        soft = F.kl_div(F.log_softmax(z / T, dim=1), p, reduction="batchmean") * T * T
+        return self.alpha * soft + (1 - self.alpha) * F.cross_entropy(z, y), z
+
+    def config(self) -> dict:
+        return {"method": "specialist-soft", "T": self.temperature, "alpha": self.alpha}
+
+
+def train_specialist(name: str, generalist: nn.Module, group: Sequence[int], splits, train_config, *,
+                     seed: int, soft: bool = False, temperature: float = 2.0, alpha: float = 0.5,
+                     device="auto", progress=None):
+    """Train (or load from the cache) one specialist for ``group`` (Hinton et al. 2015, sec. 5.1):
+    initialised from ``generalist`` (:func:`specialist_from_generalist`), trained on
+    :func:`specialist_data` with hard labels (``soft=False``) or with
+    :class:`SpecialistObjective` soft targets from the generalist (``soft=True``).
+    Specialists depend only on the generalist, so they can be trained in parallel (separate
+    processes share the cache).  Returns ``(model, history, cached)``."""
+    from .. import cache
+    from ..train import History, TrainConfig, fit, predict, select_device
+
+    cfg = TrainConfig.coerce(train_config)
+    data, _ = specialist_data(splits.train, group, seed=seed)
+    objective, obj_cfg = None, {"method": "ce"}
+    if soft:
+        full = splits.train.subset(specialist_data(splits.train, group, seed=seed)[1].to(splits.train.device))
+        probs = F.softmax(predict(generalist, full, device=device) / temperature, dim=1)
+        data = data.with_extras(aggregate_to_group(probs, group).to(data.device))
+        objective = SpecialistObjective(temperature, alpha)
+        obj_cfg = objective.config()
+    key = {"generalist": getattr(generalist, "cache_key", None), "group": list(group), "data": splits.config(),
+           "train": cfg.to_dict(), "seed": seed, "objective": obj_cfg}
+
+    def compute():
+        torch.manual_seed(seed)
+        model = specialist_from_generalist(generalist, group)
+        hist = fit(model, data, cfg, objective=objective, device=device, seed=seed, progress=progress, desc=name)
+        return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "history": hist.to_dict()}
+
+    value, cached = cache.get_or_compute(name, key, compute)
+    model = specialist_from_generalist(generalist, group)
+    model.load_state_dict(value["state_dict"])
+    model.to(select_device(device)).eval()
+    return model, History.from_dict(value["history"]), cached

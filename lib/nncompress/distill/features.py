@@ -390,7 +390,8 @@ def train_feature_student(name: str, student_config: dict, splits, train_config,
                           n_labelled: int, teacher: nn.Module, method: str, beta: float = 0.0,
                           student_layers: Sequence[str] = (), teacher_layers: Sequence[str] = (),
                           kd: bool = True, temperature: float = 4.0, alpha: float = 0.9,
-                          loss_kwargs: dict | None = None, hint_config=None, device="auto", progress=None):
+                          loss_kwargs: dict | None = None, hint_config=None, device="auto", progress=None,
+                          return_info: bool = False):
     """Train (or load) a student with one distillation method on ``n_labelled`` training samples.
 
     ``method``: ``"ce"`` (scratch), ``"kd"`` (Hinton), ``"at"``/``"sp"``/``"rkd"``/``"rkd-d"``/
@@ -399,7 +400,9 @@ def train_feature_student(name: str, student_config: dict, splits, train_config,
     config, ``student_layers[0]``/``teacher_layers[0]`` the guided layer and the hint).  The
     subset, initialisation and batches are those of :func:`~nncompress.distill.train_student`
     for the same ``(n_labelled, seed)``: comparisons are paired.  The teacher's outputs are
-    computed once and attached to the batches.  Returns ``(model, history, cached)``.
+    computed once and attached to the batches.  Returns ``(model, history, cached)``;
+    for ``"fitnet"`` with ``return_info=True``, ``(model, info, cached)`` with the
+    :func:`train_fitnet` info (stage-1 student, regressor before/after, both histories).
     """
     from ..train import get_or_train
     from . import KDObjective, labelled_subset, teacher_logits
@@ -424,7 +427,7 @@ def train_feature_student(name: str, student_config: dict, splits, train_config,
                                    teacher=teacher, student_layer=student_layers[0],
                                    teacher_layer=teacher_layers[0], temperature=temperature, alpha=alpha,
                                    train_data=subset, subset_config=sub_cfg, device=device, progress=progress)
-        return model, info["history2"], info["cached"]
+        return model, (info if return_info else info["history2"]), info["cached"]
     obj = FeatureKDObjective(teacher, student_layers, teacher_layers, method, beta, kd=kd_obj,
                              loss_kwargs=loss_kwargs)
     subset = subset.with_extras(*[t.to(subset.device) for t in teacher_outputs(teacher, subset, obj.teacher_layers)])
