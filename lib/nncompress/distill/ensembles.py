@@ -78,7 +78,7 @@ def _kmeans(points: torch.Tensor, k: int, seed: int, iters: int = 50, restarts: 
 
 
 def confusable_groups(probs: torch.Tensor, k: int, *, seed: int = 0, min_size: int = 2,
-                      covariance: torch.Tensor | None = None) -> list[list[int]]:
+                      covariance: torch.Tensor | None = None, normalize: bool = True) -> list[list[int]]:
     """Clusters of confusable classes (Hinton et al. 2015, sec. 5.2).
 
     "We apply a clustering algorithm to the covariance matrix of the predictions of our
@@ -88,8 +88,17 @@ def confusable_groups(probs: torch.Tensor, k: int, *, seed: int = 0, min_size: i
     the columns of :func:`prediction_covariance` (or of ``covariance`` if given).  Returns the
     clusters with at least ``min_size`` classes (a singleton needs no specialist), each sorted,
     ordered by their smallest class.
+
+    ``normalize`` (default) turns the covariance into the correlation matrix
+    cov_ij / sqrt(cov_ii cov_jj) before k-means: with few classes the raw columns are dominated
+    by each class's own variance (the diagonal), so k-means would group classes by how
+    *uncertain* they are rather than by *with whom* they are confused.  ``normalize=False``
+    clusters the raw columns.
     """
     cov = prediction_covariance(probs) if covariance is None else covariance.float()
+    if normalize:
+        d = cov.diagonal().clamp_min(1e-12).sqrt()
+        cov = cov / (d[:, None] * d[None, :])
     C = cov.shape[0]
     if not 1 <= k <= C:
         raise ValueError(f"k={k!r} is not allowed: expected an int in [1, {C}] (the number of classes)")
