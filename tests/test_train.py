@@ -108,3 +108,11 @@ def test_channels_last_learns_the_same_as_default():
         train.fit(m, d, dict(epochs=2, batch_size=16), device="cpu", channels_last=cl, seed=0)
         outs.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
     assert torch.allclose(outs[0], outs[1], atol=1e-4)
+
+
+def test_fit_restores_the_processor_denormal_mode():
+    """fit flushes denormals for speed while training, but leaves the global flag as it found it."""
+    before = train.denormals_flushed()
+    s = _splits()
+    train.fit(models.MLP(2, [4], 3), s.train, dict(epochs=1), device="cpu")
+    assert train.denormals_flushed() == before

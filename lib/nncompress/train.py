@@ -258,11 +258,28 @@ def fit(model: nn.Module, train, config: TrainConfig | dict | None = None, *,
     """
     cfg = TrainConfig.coerce(config)
     device = select_device(device)
+    # Denormal floats (Adam's second moments of tiny gradients, late in a decayed schedule)
+    # make CPU arithmetic 10-100x slower; flushing them to zero during training changes no
+    # result that matters.  The processor flag is global, so it is restored afterwards.
+    flushed_before = denormals_flushed()
     if device.type == "cpu":
-        # Denormal floats (Adam's second moments of tiny gradients, late in a decayed
-        # schedule) make CPU arithmetic 10-100x slower; flushing them to zero changes no
-        # result that matters and keeps every epoch equally fast.
         torch.set_flush_denormal(True)
+    try:
+        return _fit(model, train, cfg, objective, val, device, seed, extra_modules, amp, progress, desc,
+                    callbacks, channels_last, compile)
+    finally:
+        torch.set_flush_denormal(flushed_before)
+
+
+def denormals_flushed() -> bool:
+    """Whether the processor currently flushes subnormal floats to zero (FTZ/DAZ)."""
+    import sys
+
+    return sys.float_info.min * 0.5 == 0.0
+
+
+def _fit(model, train, cfg, objective, val, device, seed, extra_modules, amp, progress, desc,
+         callbacks, channels_last, compile) -> History:
     objective = objective or cross_entropy_objective
     amp = device.type == "cuda" if amp is None else amp
     generator = seed_everything(seed)
