@@ -352,25 +352,12 @@ def get_or_train(name: str, config: dict, splits, train_config=None, *, seed: in
     """Train ``for_data(config, splits)`` once, then load it from the cache (as
     :func:`nncompress.train.get_or_train` does for the foundation models).
     Returns ``(model, history, cached)``."""
-    from . import cache
-    from .train import History, TrainConfig, fit, select_device
+    from .train import train_cached
 
-    cfg = TrainConfig.coerce(train_config)
-    key = {"model": {"arch": "design", **config}, "data": splits.config(), "train": cfg.to_dict(), "seed": seed}
-
-    def compute():
-        torch.manual_seed(seed)
-        m = for_data(config, splits)
-        hist = fit(m, splits.train, cfg, val=splits.val if len(splits.val) else splits.test,
-                   device=device, seed=seed, progress=progress, desc=name)
-        return {"state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
-                "history": hist.to_dict()}
-
-    value, cached = cache.get_or_compute(name, key, compute)
-    model = for_data(config, splits)
-    model.load_state_dict(value["state_dict"])
-    model.to(select_device(device)).eval()
-    return model, History.from_dict(value["history"]), cached
+    key = {"model": {"arch": "design", **config}, "data": splits.config()}
+    return train_cached(name, key, lambda: for_data(config, splits), splits.train, train_config,
+                        val=splits.val if len(splits.val) else splits.test, seed=seed, device=device,
+                        progress=progress)
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:

@@ -191,30 +191,15 @@ def get_or_train(name: str, config: dict, splits, train_config=None, *, seed: in
                  device="auto", progress: bool | None = None):
     """Train ``for_data(config, splits)`` jointly on all exits once, then load it from the
     cache.  Returns ``(model, history, cached)``."""
-    from . import cache
-    from .train import History, TrainConfig, fit, select_device
+    from .train import train_cached
 
-    cfg = TrainConfig.coerce(train_config)
     objective_cfg = {"method": "multi-exit", "weights": list(weights) if weights is not None else None,
                      "kd_alpha": kd_alpha, "kd_temperature": kd_temperature}
-    key = {"model": {"arch": "multi-exit", **config}, "data": splits.config(), "train": cfg.to_dict(),
-           "seed": seed, "objective": objective_cfg}
-
-    def compute():
-        torch.manual_seed(seed)
-        m = for_data(config, splits)
-        hist = fit(m, splits.train, cfg, objective=multi_exit_objective(weights, kd_alpha=kd_alpha,
-                                                                        kd_temperature=kd_temperature),
-                   val=splits.val if len(splits.val) else splits.test, device=device, seed=seed,
-                   progress=progress, desc=name)
-        return {"state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
-                "history": hist.to_dict()}
-
-    value, cached = cache.get_or_compute(name, key, compute)
-    model = for_data(config, splits)
-    model.load_state_dict(value["state_dict"])
-    model.to(select_device(device)).eval()
-    return model, History.from_dict(value["history"]), cached
+    key = {"model": {"arch": "multi-exit", **config}, "data": splits.config(), "objective": objective_cfg}
+    objective = multi_exit_objective(weights, kd_alpha=kd_alpha, kd_temperature=kd_temperature)
+    return train_cached(name, key, lambda: for_data(config, splits), splits.train, train_config,
+                        objective=objective, val=splits.val if len(splits.val) else splits.test,
+                        seed=seed, device=device, progress=progress)
 
 
 # --------------------------------------------------------------------------- costs

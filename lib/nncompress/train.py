@@ -396,7 +396,7 @@ def get_or_train(name: str, model_config: dict, splits, train_config: TrainConfi
     ``objective_config``; an objective without an ``objective_config`` is refused,
     because the cache could not tell two objectives apart.
     """
-    from . import cache, models
+    from . import models
 
     if objective is not None and objective_config is None:
         raise ValueError("get_or_train: pass objective_config describing the objective "
@@ -404,24 +404,47 @@ def get_or_train(name: str, model_config: dict, splits, train_config: TrainConfi
     cfg = TrainConfig.coerce(train_config)
     key_cfg = {"model": model_config, "data": splits.config(), "train": cfg.to_dict(),
                "seed": seed, "objective": objective_config or {"method": "ce"}}
-    model = models.for_data(model_config, splits)
+    return train_cached(name, key_cfg, lambda: models.for_data(model_config, splits),
+                        train_data if train_data is not None else splits.train, cfg,
+                        objective=objective, val=splits.val if len(splits.val) else splits.test,
+                        seed=seed, device=device, progress=progress, refresh=refresh,
+                        extra_modules=extra_modules)
+
+
+def train_cached(name: str, key: dict, build: Callable[[], nn.Module], train_data,
+                 train_config: TrainConfig | dict | None = None, *, objective: Objective | None = None,
+                 val=None, seed: int = 0, device="auto", progress: bool | None = None,
+                 refresh: bool = False, extra_modules=()) -> tuple[nn.Module, History, bool]:
+    """Train ``build()`` with :func:`fit` once; afterwards load it from the cache.
+
+    ``key`` must describe everything that changes the result (model, data, training
+    config, objective, seed): it names the cache entry.  ``build()`` must return the same
+    architecture every time (its initial weights come from ``torch.manual_seed(seed)``).
+    Returns ``(model, history, cached)``; the model is in eval mode on ``device`` and
+    carries its ``cache_key`` (so students can name their teacher in their own keys).
+    Under torchrun every rank trains and rank 0 writes the entry.
+    """
+    from . import cache
+
+    cfg = TrainConfig.coerce(train_config)
+    key = {**key, "train": cfg.to_dict(), "seed": seed}
 
     def compute():
         torch.manual_seed(seed)
-        m = models.for_data(model_config, splits)  # init depends only on the seed
-        hist = fit(m, train_data if train_data is not None else splits.train, cfg,
-                   objective=objective, val=splits.val if len(splits.val) else splits.test,
-                   device=device, seed=seed, progress=progress, desc=name, extra_modules=extra_modules)
+        m = build()
+        hist = fit(m, train_data, cfg, objective=objective, val=val, device=device, seed=seed,
+                   progress=progress, desc=name, extra_modules=extra_modules)
         return {"state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
                 "history": hist.to_dict()}
 
     if distributed()[1] > 1:
-        value, cached = _get_or_compute_distributed(name, key_cfg, compute, refresh)
+        value, cached = _get_or_compute_distributed(name, key, compute, refresh)
     else:
-        value, cached = cache.get_or_compute(name, key_cfg, compute, refresh=refresh)
+        value, cached = cache.get_or_compute(name, key, compute, refresh=refresh)
+    model = build()
     model.load_state_dict(value["state_dict"])
     model.to(select_device(device)).eval()
-    model.cache_key = cache.cache_key({"name": name, **key_cfg})
+    model.cache_key = cache.cache_key({"name": name, **key})
     return model, History.from_dict(value["history"]), cached
 
 

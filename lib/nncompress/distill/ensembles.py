@@ -269,30 +269,17 @@ def train_specialist(name: str, generalist: nn.Module, group: Sequence[int], spl
     :class:`SpecialistObjective` soft targets from the generalist (``soft=True``).
     Specialists depend only on the generalist, so they can be trained in parallel (separate
     processes share the cache).  Returns ``(model, history, cached)``."""
-    from .. import cache
-    from ..train import History, TrainConfig, fit, predict, select_device
+    from ..train import predict, train_cached
 
-    cfg = TrainConfig.coerce(train_config)
-    data, _ = specialist_data(splits.train, group, seed=seed)
+    data, index = specialist_data(splits.train, group, seed=seed)
     objective, obj_cfg = None, {"method": "ce"}
     if soft:
-        full = splits.train.subset(specialist_data(splits.train, group, seed=seed)[1].to(splits.train.device))
+        full = splits.train.subset(index.to(splits.train.device))
         probs = F.softmax(predict(generalist, full, device=device) / temperature, dim=1)
         data = data.with_extras(aggregate_to_group(probs, group).to(data.device))
         objective = SpecialistObjective(temperature, alpha)
         obj_cfg = objective.config()
     key = {"generalist": getattr(generalist, "cache_key", None), "group": list(group), "data": splits.config(),
-           "train": cfg.to_dict(), "seed": seed, "objective": obj_cfg}
-
-    def compute():
-        torch.manual_seed(seed)
-        model = specialist_from_generalist(generalist, group)
-        hist = fit(model, data, cfg, objective=objective, device=device, seed=seed, progress=progress, desc=name)
-        return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "history": hist.to_dict()}
-
-    value, cached = cache.get_or_compute(name, key, compute)
-    model = specialist_from_generalist(generalist, group)
-    model.load_state_dict(value["state_dict"])
-    model.to(select_device(device)).eval()
-    return model, History.from_dict(value["history"]), cached
+           "objective": obj_cfg}
+    return train_cached(name, key, lambda: specialist_from_generalist(generalist, group), data, train_config,
+                        objective=objective, seed=seed, device=device, progress=progress)
