@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .models import FeatureModel
+from .models import FeatureModel, stages_then_pool
 
 BLOCKS = ("standard", "separable", "inverted", "shuffle", "fire")
 
@@ -314,14 +314,7 @@ class DesignNet(FeatureModel):
         return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
     def forward_features(self, x):
-        feats = OrderedDict()
-        x = self.stem(self.resize(x))
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            feats[f"stage{i + 1}"] = x
-        pooled = x.mean(dim=(2, 3))
-        feats["pool"] = pooled
-        return self.head(pooled), feats
+        return stages_then_pool(self.stem(self.resize(x)), self.stages, self.head, OrderedDict())
 
 
 def build(config: dict) -> DesignNet:

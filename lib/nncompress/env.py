@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 
 
 def report(device=None) -> dict:
@@ -34,6 +33,3 @@ def show(device=None) -> None:
     for k, v in report(device).items():
         print(f"{k:>14}: {v}")
 
-
-def in_ci() -> bool:
-    return bool(os.environ.get("CI")) or "pytest" in sys.modules

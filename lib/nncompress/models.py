@@ -39,6 +39,17 @@ class FeatureModel(nn.Module):
         return (logits, feats) if return_features else logits
 
 
+def stages_then_pool(x, stages, head, feats: OrderedDict):
+    """Run ``stages`` in order (tapping ``stage1``, ``stage2``, ...), global-average-pool
+    (tapping ``pool``) and apply ``head``; returns ``(logits, feats)``."""
+    for i, stage in enumerate(stages):
+        x = stage(x)
+        feats[f"stage{i + 1}"] = x
+    pooled = x.mean(dim=(2, 3))
+    feats["pool"] = pooled
+    return head(pooled), feats
+
+
 class MLP(FeatureModel):
     """Fully connected ReLU network; features ``fc1``, ``fc2``, ... (post-activation)."""
 
@@ -169,15 +180,8 @@ class CifarResNet(FeatureModel):
         self.feature_names = ("stem", "stage1", "stage2", "stage3", "pool")
 
     def forward_features(self, x):
-        feats = OrderedDict()
         x = self.stem(x)
-        feats["stem"] = x
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            feats[f"stage{i + 1}"] = x
-        pooled = x.mean(dim=(2, 3))
-        feats["pool"] = pooled
-        return self.head(pooled), feats
+        return stages_then_pool(x, self.stages, self.head, OrderedDict(stem=x))
 
 
 class WideBlock(nn.Module):
