@@ -41,3 +41,16 @@ def test_build_errors():
         models.CifarResNet(depth=21)
     with pytest.raises(ValueError, match="model='nope'"):
         models.named_config("nope")
+
+
+def test_separable_conv1d_parameter_count_closed_form():
+    from nncompress.metrics import count_params
+    from nncompress.models import Conv1DNet, build, named_config
+
+    m = Conv1DNet(10, (8, 16), separable=True)
+    # per stage: depthwise 5*cin (no bias) + pointwise cin*cout + cout; head 16*10 + 10
+    assert count_params(m) == (5 * 1 + 1 * 8 + 8) + (5 * 8 + 8 * 16 + 16) + (16 * 10 + 10)
+    assert m(torch.randn(2, 40)).shape == (2, 10)
+    full = build({**named_config("conv1d-64"), "num_classes": 10})
+    sep = build({**named_config("conv1d-64-sep"), "num_classes": 10})
+    assert count_params(sep) < count_params(full) / 4

@@ -260,3 +260,23 @@ def test_recalibrate_bn_matches_data_statistics():
     h = m.stages[0][0][0](x)
     assert torch.allclose(m.stages[0][0][1].running_mean, h.mean(dim=(0, 2, 3)), atol=1e-5)
     assert not m.training and m.stages[0][0][1].momentum == 0.1
+
+
+def test_conv1d_channel_pruning_equals_zeroed_and_roundtrips(tmp_path):
+    torch.manual_seed(0)
+    m = models.Conv1DNet(10, (8, 12, 16)).eval()
+    keep = prune.select_channels(m, 0.5, "l1")
+    small = prune.prune_channels(m, keep).eval()
+    x = torch.randn(3, 40)
+    assert torch.allclose(small(x), prune.zero_channels(copy.deepcopy(m), keep)(x), atol=1e-6)
+    # closed form: conv k=5 weights 5*cin*cout + cout biases, head k3*10 + 10
+    k1, k2, k3 = 4, 6, 8
+    assert count_params(small) == (5 * 1 * k1 + k1) + (5 * k1 * k2 + k2) + (5 * k2 * k3 + k3) + (k3 * 10 + 10)
+    prune.save_pruned(small, tmp_path / "c1d.pt")
+    back = prune.load_pruned(tmp_path / "c1d.pt")
+    assert torch.allclose(back(x), small(x), atol=1e-6)
+
+
+def test_separable_conv1d_is_refused_by_channel_pruning():
+    with pytest.raises(TypeError, match="Conv1DNet"):
+        prune.select_channels(models.Conv1DNet(10, (8, 8), separable=True), 0.5)

@@ -151,3 +151,28 @@ def test_total_is_the_wall_clock_with_parallel_jobs(run_dir):
     text = report.write_report(run_dir).read_text(encoding="utf-8")
     assert "total run time 1 min 10 s on 2 parallel jobs" in text
     assert "add up to 2 min 5 s" in text
+
+
+def test_frontier_of_chapter_12_comes_first(run_dir, tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("plot()", outputs=[
+        png_output(PNGS[2]), record_output("front_bytes", ["KD→DC", "int8"], '["KD→DC", "int8"]'),
+        record_output("teacher_acc", 0.94, "0.94")])])
+    nbformat.write(nb, run_dir / "executed" / "12_compression_pipeline.ipynb")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["notebooks"].append({"notebook": "12_compression_pipeline.ipynb", "status": "ok", "seconds": 80.0,
+                                 "records": {}, "error": None, "parameters": {}, "executed": None})
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    text = report.write_report(run_dir).read_text()
+    first_image = text.index("![")
+    assert text.index("## The compression frontier (12_compression_pipeline)") < first_image
+    assert text[first_image:].startswith("![the accuracy / size / latency frontier of chapter 12](figures/12_1.png)")
+    assert text.index("## The compression frontier") < text.index("## Chapters")
+    assert 'front_bytes = ["KD→DC", "int8"]' in text and "teacher_acc" not in text.split("## Chapters")[0]
+    assert (run_dir / "figures" / "12_1.png").read_bytes() == PNGS[2]
+    block = report.readme_block(run_dir, tmp_path / "results", tmp_path)
+    assert block.index("### The compression frontier") < block.index("| chapter |")
+    assert "](results/12_1.png)" in block.split("| chapter |")[0]
+
+
+def test_no_frontier_section_without_chapter_12(run_dir):
+    assert "compression frontier" not in report.write_report(run_dir).read_text()

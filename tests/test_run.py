@@ -268,3 +268,50 @@ def test_cli_parallel_with_failure(tmp_path):
     assert (out / "executed" / "err.ipynb").exists()
     md = (out / "summary.md").read_text()
     assert "| err | error |" in md and "ValueError: boom" in md
+
+
+# --------------------------------------------------------------------------- grid
+
+def test_grid_points_product_and_errors():
+    assert run.grid_points({"a": [1, 2], "b": ["x", "y"]}) == [
+        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"}]
+    with pytest.raises(run.UsageError, match="--grid a: expected a non-empty list"):
+        run.grid_points({"a": 3})
+    with pytest.raises(run.UsageError, match="non-empty"):
+        run.grid_points({"a": []})
+
+
+def test_write_grid_table(tmp_path):
+    rows = [{"point": 0, "parameters": {"r": 0.5}, "notebook": "12_x.ipynb", "status": "ok", "seconds": 3.21,
+             "records": {"acc": 0.9}, "record_text": {"acc": "0.9"}, "error": None, "folder": "f"},
+            {"point": 1, "parameters": {"r": 0.75}, "notebook": "12_x.ipynb", "status": "error", "seconds": 1.0,
+             "records": {}, "record_text": {}, "error": "boom", "folder": "g"}]
+    run.write_grid(tmp_path, rows)
+    md = (tmp_path / "grid.md").read_text().splitlines()
+    assert md[0] == "| notebook | r | status | seconds | acc |"
+    assert md[2] == "| 12_x | 0.5 | ok | 3.2 | 0.9 |" and md[3] == "| 12_x | 0.75 | error | 1.0 |  |"
+    assert json.loads((tmp_path / "grid.json").read_text())[1]["error"] == "boom"
+
+
+def test_cli_grid_runs_every_point(tmp_path):
+    nb = make_nb(tmp_path / "g.ipynb", "import time\ntime.sleep(1.1)", "from nncompress.record import record\nrecord('twice', 2 * x)")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    proc = subprocess.run([PY, "-m", "nncompress.run", str(nb), "--grid", "x", "[1, 5]", "--out", str(out),
+                           "--no-progress", "--timeout", "120"],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2/2 grid runs ok" in proc.stdout
+    rows = json.loads((out / "grid.json").read_text())
+    assert [(r["parameters"]["x"], r["records"]["twice"]) for r in rows] == [(1, 2), (5, 10)]
+    assert (out / "grid" / "01_x=5" / "summary.json").exists()
+    assert "| g | 5 | ok |" in (out / "grid.md").read_text()
+
+
+def test_summary_shows_the_frontier_first():
+    env = {"preset": "cpu", "started": "now"}
+    ok12 = run.Result("12_compression_pipeline.ipynb", "x", "ok", 80.0)
+    md = run.summary_markdown([run.Result("01_a.ipynb", "x", "ok", 1.0), ok12], env)
+    assert md.index("![the compression frontier (chapter 12)](figures/12_1.png)") < md.index("| notebook |")
+    failed12 = run.Result("12_compression_pipeline.ipynb", "x", "error", 1.0)
+    assert "figures/12_1.png" not in run.summary_markdown([failed12], env)

@@ -16,7 +16,7 @@ from .record import record  # noqa: E402  (``nc.record(name, value)`` in noteboo
 
 _SUBMODULES = ("data", "models", "metrics", "cache", "params", "train", "distill", "chapters",
                "plots", "widgets", "nbtools", "stats", "env", "run", "grading", "prune", "quantize",
-               "storage", "design", "early_exit", "report", "bench")
+               "storage", "design", "early_exit", "report", "bench", "pipeline")
 
 
 def __getattr__(name):

@@ -125,3 +125,37 @@ def confusion(y_true: torch.Tensor, y_pred: torch.Tensor, classes: Sequence[str]
     ax.set_xlabel("predicted"); ax.set_ylabel("true"); ax.grid(False)
     ax.set_title(title)
     return ax
+
+
+def frontier(rows, cost: str, *, front: Sequence[str] = (), ax=None, gain: str = "acc", err: str | None = "acc_std",
+             logx: bool = True, xlabel: str | None = None, ylabel: str = "test accuracy (%)", title: str = "",
+             budget: float | None = None, reference: str | None = None):
+    """Accuracy against a cost (bytes, latency, FLOPs), one labelled point per model.
+
+    ``rows``: dicts with ``"model"``, ``cost``, ``gain`` (and ``err`` for error bars) or a
+    DataFrame indexed by model.  The models in ``front`` (e.g. from
+    :func:`nncompress.pipeline.pareto_front`) are joined by a step line; ``budget`` draws a
+    vertical line; ``reference`` names the row drawn as a star (the uncompressed model).
+    """
+    ax = _ax(ax, figsize=(6.4, 4.2))
+    rows = rows.reset_index().to_dict("records") if hasattr(rows, "reset_index") else list(rows)
+    for i, r in enumerate(rows):
+        on = r["model"] in front
+        style = dict(marker="*" if r["model"] == reference else ("o" if on else "s"),
+                     ms=11 if r["model"] == reference else 6, color=f"C{i % 10}",
+                     mec="k" if on else "none")
+        ax.errorbar(r[cost], r[gain], yerr=r.get(err, 0.0) if err else None, capsize=2, ls="none", **style)
+        ax.annotate(r["model"], (r[cost], r[gain]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    pts = sorted(((r[cost], r[gain]) for r in rows if r["model"] in front))
+    if pts:
+        ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="k", lw=1, alpha=0.6,
+                label="Pareto front")
+        ax.legend(fontsize=8, loc="lower right")
+    if budget is not None:
+        ax.axvline(budget, color="tab:red", ls="--", lw=1)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel or cost)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return ax

@@ -311,7 +311,7 @@ def _units(model: nn.Module) -> list[dict]:
     (or None), ``consumer`` (layer whose input channels follow) and the attribute paths
     to replace them.
     """
-    from .models import MLP, CifarResNet, SimpleCNN
+    from .models import MLP, CifarResNet, Conv1DNet, SimpleCNN
 
     units = []
     if isinstance(model, MLP):
@@ -328,8 +328,13 @@ def _units(model: nn.Module) -> list[dict]:
             for b in range(len(st)):
                 p = f"stages.{i}.{b}"
                 units.append(dict(name=p, producer=f"{p}.conv1", bn=f"{p}.bn1", consumer=f"{p}.conv2"))
+    elif isinstance(model, Conv1DNet) and not model.separable:
+        for i in range(len(model.stages)):
+            nxt = f"stages.{i + 1}.0" if i + 1 < len(model.stages) else "head"
+            units.append(dict(name=f"stages.{i}", producer=f"stages.{i}.0", bn=None, consumer=nxt))
     else:
-        raise TypeError(f"structured pruning supports MLP, SimpleCNN and CifarResNet, not {type(model).__name__}")
+        raise TypeError(f"structured pruning supports MLP, SimpleCNN, CifarResNet and (non-separable) Conv1DNet, "
+                        f"not {type(model).__name__}")
     return units
 
 
@@ -524,8 +529,12 @@ def recalibrate_bn(model: nn.Module, data, *, batch_size: int = 256) -> nn.Modul
 
 def arch_config(model: nn.Module) -> dict:
     """A :func:`nncompress.models.build` config for the unpruned family member of ``model``."""
-    from .models import MLP, RESNET_PRESETS, CifarResNet, SimpleCNN
+    from .models import MLP, RESNET_PRESETS, CifarResNet, Conv1DNet, SimpleCNN
 
+    if isinstance(model, Conv1DNet):
+        return {"arch": "conv1d", "num_classes": model.head.out_features,
+                "widths": [st[-2 if model.separable else 0].out_channels for st in model.stages],
+                "separable": model.separable}
     if isinstance(model, MLP):
         p = model.dropout.p if isinstance(model.dropout, nn.Dropout) else 0.0
         return {"arch": "mlp", "in_dim": model.hidden[0].in_features if len(model.hidden) else model.head.in_features,
@@ -542,7 +551,7 @@ def arch_config(model: nn.Module) -> dict:
         return {"arch": f"resnet{depth}", "num_classes": model.head.out_features,
                 "widths": [st[-1].conv2.out_channels for st in model.stages],
                 "stem": model.stem[0].out_channels, "in_channels": model.stem[0].in_channels}
-    raise TypeError(f"save_pruned supports MLP, SimpleCNN and CifarResNet, not {type(model).__name__}")
+    raise TypeError(f"save_pruned supports MLP, SimpleCNN, CifarResNet and Conv1DNet, not {type(model).__name__}")
 
 
 def save_pruned(model: nn.Module, path) -> None:

@@ -35,6 +35,23 @@ START_MARKER = "<!-- results:start -->"
 END_MARKER = "<!-- results:end -->"
 MAX_FIGURES = 2      # per chapter
 MAX_RECORDS = 4      # per chapter in the tables (all of them in the chapter sections)
+HEADLINE = "12"      # the chapter whose first figure opens the report: the compression frontier
+
+
+def headline(chapters: Sequence[Mapping]) -> Mapping | None:
+    """The chapter whose first figure opens the report and the README block (chapter 12's
+    accuracy/size/latency frontier), if it ran and drew one."""
+    return next((c for c in chapters if c["key"] == HEADLINE and c["figures"]), None)
+
+
+def _headline_lines(chapters: Sequence[Mapping], link_base: Path, level: str = "##") -> list[str]:
+    c = headline(chapters)
+    if c is None:
+        return []
+    fronts = "; ".join(f"{k} = {v}" for k, v in c["records"].items() if k.startswith(("front", "best", "smallest")))
+    return ["", f"{level} The compression frontier ({c['name']})", "",
+            f"![the accuracy / size / latency frontier of chapter {c['key']}]({_link(c['figures'][0], link_base)})"] \
+        + ([f"", _md(fronts)] if fronts else [])
 
 
 # --------------------------------------------------------------------------- reading
@@ -228,6 +245,7 @@ def report_markdown(summary: Mapping[str, Any], chapters: Sequence[Mapping],
             ("torchvision", env.get("torchvision")), ("nncompress", env.get("nncompress")),
             ("kernel", env.get("kernel")), ("timeout per notebook (s)", env.get("timeout"))]
     lines += [f"| {name} | {_md(value)} |" for name, value in rows if value is not None]
+    lines += _headline_lines(chapters, link_base)
     lines += ["", "## Chapters", "", "| chapter | status | seconds | headline records | figures |",
               "|---|---|---:|---|---:|"]
     for c in chapters:
@@ -287,7 +305,7 @@ def readme_block(out_dir: str | os.PathLike, results_dir: str | os.PathLike | No
     env = summary.get("environment", {})
     when = str(env.get("finished") or env.get("started") or "")[:10]
     lines = [f"Latest run{f' ({when})' if when else ''}: {_environment_line(env)}; "
-             f"total {_total_text(env, chapters)}.", "",
+             f"total {_total_text(env, chapters)}.", *_headline_lines(chapters, readme_dir, "###"), "",
              "| chapter | status | seconds | headline records | figures |",
              "|---|---|---:|---|---|"]
     for c in chapters:

@@ -487,8 +487,13 @@ def summary_markdown(results: Sequence[Result], env: Mapping[str, Any], *,
     parts = [f"preset **{env.get('preset')}**", f"python {env.get('python')}",
              f"torch {env.get('torch')}", f"nncompress {env.get('nncompress')}",
              f"{env.get('cpu_count')} CPUs", f"GPU: {env.get('cuda_device') or 'none'}"]
-    lines = [f"# nncompress run, {env.get('started', '')}", "", " · ".join(parts), "",
-             "| notebook | status | seconds | key records |", "|---|---|---:|---|"]
+    lines = [f"# nncompress run, {env.get('started', '')}", "", " · ".join(parts), ""]
+    from .report import HEADLINE, chapter_key
+
+    if any(chapter_key(r.notebook) == HEADLINE and r.ok for r in results):
+        # written by the report at the end of the run (python -m nncompress.run always writes it)
+        lines += [f"![the compression frontier (chapter {HEADLINE})](figures/{HEADLINE}_1.png)", ""]
+    lines += ["| notebook | status | seconds | key records |", "|---|---|---:|---|"]
     for r in results:
         texts = r.record_text or {k: str(v) for k, v in r.records.items()}
         shown = [f"{k} = {v}" for k, v in list(texts.items())[:max_records]]
@@ -643,6 +648,66 @@ def run_notebooks(paths: Iterable[str | Path] | None = None,
     return ordered()
 
 
+# --------------------------------------------------------------------------- grid
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """The Cartesian product of ``{parameter: [values]}`` as a list of parameter dicts (the
+    first parameter varies slowest)."""
+    import itertools
+
+    for name, values in grid.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise UsageError(f"--grid {name}: expected a non-empty list of values, got {values!r}")
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def _slug(point: Mapping[str, Any]) -> str:
+    text = "_".join(f"{k}={v}" for k, v in point.items())
+    return re.sub(r"[^A-Za-z0-9=._-]+", "-", text)[:120]
+
+
+def run_grid(paths: Iterable[str | Path], grid: Mapping[str, Sequence[Any]],
+             parameters: Mapping[str, Any] | None = None, out: str | Path | None = None,
+             **kwargs: Any) -> list[dict[str, Any]]:
+    """Run ``paths`` once per point of ``grid`` (papermill parameters on top of
+    ``parameters``): ``OUT/grid/NN_point/`` holds each run's summary and executed notebooks;
+    ``OUT/grid.json`` and ``OUT/grid.md`` list one row per (point, notebook) with the point's
+    parameters, status, seconds and the notebook's recorded values - a sweep whose results
+    are the notebooks' own ``record(...)`` calls.  ``kwargs`` go to :func:`run_notebooks`.
+    """
+    paths = [Path(p) for p in paths]
+    points = grid_points(grid)
+    out = Path(out).resolve() if out is not None else default_out()
+    rows: list[dict[str, Any]] = []
+    for i, point in enumerate(points):
+        sub = out / "grid" / f"{i:02d}_{_slug(point)}"
+        results = run_notebooks(paths, {**dict(parameters or {}), **point}, out=sub, **kwargs)
+        for r in results:
+            rows.append({"point": i, "parameters": point, "notebook": r.notebook, "status": r.status,
+                         "seconds": round(r.seconds, 1), "records": to_jsonable(r.records),
+                         "record_text": r.record_text, "error": r.error, "folder": str(sub)})
+        write_grid(out, rows)
+    return rows
+
+
+def write_grid(out: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``OUT/grid.json`` (every row) and ``OUT/grid.md`` (a table: parameters, status,
+    seconds, then one column per recorded value)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grid.json").write_text(json.dumps(list(rows), indent=1, default=str))
+    params = list(dict.fromkeys(k for r in rows for k in r["parameters"]))
+    records = list(dict.fromkeys(k for r in rows for k in (r.get("record_text") or r["records"])))
+    head = ["notebook", *params, "status", "seconds", *records]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        texts = r.get("record_text") or {k: str(v) for k, v in r["records"].items()}
+        cells = [Path(r["notebook"]).stem, *(str(r["parameters"].get(k, "")) for k in params), r["status"],
+                 f"{r['seconds']:.1f}", *(str(texts.get(k, "")).replace("|", "/") for k in records)]
+        lines.append("| " + " | ".join(cells) + " |")
+    (out / "grid.md").write_text("\n".join(lines) + "\n")
+
+
 # --------------------------------------------------------------------------- CLI
 
 def build_parser() -> argparse.ArgumentParser:
@@ -674,14 +739,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-missing-data", action="store_true",
                         help="do not fail for notebooks whose dataset is missing")
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-notebook lines")
+    parser.add_argument("--grid", nargs=2, action="append", default=[], metavar=("NAME", "VALUES"),
+                        help="sweep a parameter over a Python list of values (repeatable: the "
+                             "Cartesian product); results in OUT/grid.md and OUT/grid.json")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .params import ParameterError
-
     parameters = {name: parse_value(value) for name, value in args.parameter}
     paths = [Path(p) for p in args.notebooks] if args.notebooks else default_notebooks()
     if not paths:
@@ -689,17 +755,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     timeout = "default" if args.timeout is None else (args.timeout or None)
-    try:
-        results = run_notebooks(paths, parameters, preset=args.preset, out=args.out,
-                                jobs=args.jobs, timeout=timeout, kernel=args.kernel,
-                                progress=args.progress, quiet=args.quiet,
-                                allow_missing_data=args.allow_missing_data)
-    except (ParameterError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    common = dict(preset=args.preset, out=args.out, jobs=args.jobs, timeout=timeout, kernel=args.kernel,
+                  progress=args.progress, quiet=args.quiet, allow_missing_data=args.allow_missing_data)
+    if args.grid:
+        return _main_grid(args, paths, parameters, common)
+    results, code = _guarded(lambda: run_notebooks(paths, parameters, **common))
+    if code is not None:
+        return code
     out = args.out.resolve() if args.out is not None else default_out()
     failed = [r for r in results if r.failed(args.allow_missing_data)]
     if not args.quiet:
@@ -715,6 +777,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"report: {report}")
     except Exception as exc:  # a report problem never hides the run's own status
         print(f"warning: no report written: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _guarded(call):
+    """``(call(), None)``, or ``(None, exit code)`` after printing why: 2 for a bad parameter
+    or usage, 130 for Ctrl-C."""
+    from .params import ParameterError
+
+    try:
+        return call(), None
+    except (ParameterError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return None, 130
+
+
+def _main_grid(args, paths, parameters, common) -> int:
+    grid = {name: parse_value(values) for name, values in args.grid}
+    rows, code = _guarded(lambda: run_grid(paths, grid, parameters, **common))
+    if code is not None:
+        return code
+    out = args.out.resolve() if args.out is not None else default_out()
+    failed = [r for r in rows if r["status"] != "ok"]
+    if not args.quiet:
+        print(f"{len(rows) - len(failed)}/{len(rows)} grid runs ok; table: {out / 'grid.md'}")
     return 1 if failed else 0
 
 

@@ -1,0 +1,194 @@
+"""Tests of the chapter-12 glue (nncompress.pipeline) and the frontier plot."""
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nncompress import early_exit, metrics, models, pipeline as pl, plots, quantize as q
+from nncompress.data import DeviceData
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+
+
+ROWS = [{"model": "A", "bytes": 100, "latency_ms": 5.0, "acc": 50.0},
+        {"model": "B", "bytes": 200, "latency_ms": 1.0, "acc": 60.0},
+        {"model": "C", "bytes": 300, "latency_ms": 2.0, "acc": 55.0},   # dominated by B on both costs
+        {"model": "D", "bytes": 100, "latency_ms": 9.0, "acc": 40.0},   # dominated by A on bytes
+        {"model": "E", "bytes": 400, "latency_ms": 9.0, "acc": 70.0}]
+
+
+def _data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 40, generator=g)
+    y = (x[:, :20].sum(1) > 0).long() + 2 * (x[:, 20:].sum(1) > 0).long()
+    return DeviceData(x, y)
+
+
+def test_pareto_front_by_hand():
+    assert pl.pareto_front(ROWS, "bytes") == ["A", "B", "E"]
+    assert pl.pareto_front(ROWS, "latency_ms") == ["B", "E"]
+    # equal rows do not dominate each other: both stay
+    twins = [{"model": "x", "bytes": 1, "acc": 1.0}, {"model": "y", "bytes": 1, "acc": 1.0}]
+    assert pl.pareto_front(twins, "bytes") == ["x", "y"]
+    with pytest.raises(KeyError, match="flops"):
+        pl.pareto_front(ROWS, "flops")
+
+
+def test_pareto_front_accepts_a_dataframe():
+    import pandas as pd
+
+    assert pl.pareto_front(pd.DataFrame(ROWS).set_index("model"), "bytes") == ["A", "B", "E"]
+
+
+def test_best_under_budget():
+    assert pl.best_under(ROWS, "bytes", 250)["model"] == "B"
+    assert pl.best_under(ROWS, "bytes", 100)["model"] == "A"
+    assert pl.best_under(ROWS, "latency_ms", 2.0)["model"] == "B"
+    assert pl.best_under(ROWS, "bytes", 99) is None
+
+
+def test_derive_caches_the_trained_step():
+    calls = []
+
+    def train(m):
+        calls.append(1)
+        with torch.no_grad():
+            m.weight.fill_(3.0)
+
+    key = {"parent": "p", "step": 1}
+    a = pl.derive("unit-step", key, lambda: torch.nn.Linear(2, 2), train)
+    b = pl.derive("unit-step", key, lambda: torch.nn.Linear(2, 2), train)
+    assert len(calls) == 1 and torch.equal(a.weight, b.weight) and float(b.weight.detach()[0, 0]) == 3.0
+    assert a.cache_key == b.cache_key
+    c = pl.derive("unit-step", {**key, "step": 2}, lambda: torch.nn.Linear(2, 2), train)
+    assert len(calls) == 2 and c.cache_key != a.cache_key
+
+
+def test_finetune_with_teacher_logits_is_kd():
+    from nncompress.train import TrainConfig
+
+    data = _data()
+    torch.manual_seed(0)
+    m = models.build({"arch": "mlp", "in_dim": 40, "hidden": [8], "num_classes": 4})
+    with pytest.raises(ValueError, match="teacher_logits has 3 rows"):
+        pl.finetune(copy.deepcopy(m), data, TrainConfig(epochs=1, batch_size=16), teacher_logits=torch.zeros(3, 4))
+    # alpha=1 and teacher logits all equal: the target is the uniform distribution, labels are ignored
+    out = pl.finetune(copy.deepcopy(m), data, TrainConfig(epochs=40, batch_size=64, lr=0.05),
+                      teacher_logits=torch.zeros(len(data), 4), alpha=1.0, temperature=1.0, device="cpu")
+    p = out(data.x).softmax(1)
+    assert torch.allclose(p, torch.full_like(p, 0.25), atol=0.05)
+
+
+def test_deep_compress_keeps_sparsity_and_bits():
+    from nncompress.train import TrainConfig
+
+    data = _data()
+    torch.manual_seed(0)
+    m = models.build({"arch": "conv1d", "widths": [8, 8], "num_classes": 4})
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e-3)
+    shared = pl.deep_compress(m, data, sparsity=0.75, bits=3, retrain_config=cfg, finetune_config=cfg, device="cpu")
+    dense = q.dense_state_dict(shared)
+    for name, count in q.distinct_values(shared).items():
+        assert count <= 2 ** 3 - 1
+    for name in q.shared_layers(shared):
+        w = dense[f"{name}.weight"]
+        assert (w == 0).double().mean() >= 0.74
+    with pytest.raises(ValueError, match="sparsity=1.0"):
+        pl.deep_compress(m, data, sparsity=1.0, bits=3, retrain_config=cfg, finetune_config=cfg)
+
+
+def test_multi_exit_kd_objective_matches_the_definition():
+    torch.manual_seed(0)
+    net = early_exit.build({"backbone": "conv1d", "widths": [4, 4], "num_classes": 3})
+    x, y, t = torch.randn(5, 40), torch.tensor([0, 1, 2, 0, 1]), torch.randn(5, 3)
+    T, a = 2.0, 0.7
+    loss, final = pl.multi_exit_kd_objective(T, a, weights=[1.0, 3.0])(net, (x, y, t))
+    outs = net.forward_all(x)
+
+    def kd(z):  # Hinton et al. 2015: a T^2 KL(p_t^T || p_s^T) + (1 - a) CE, written out
+        pt = F.softmax(t / T, 1)
+        kl = (pt * (pt.log() - F.log_softmax(z / T, 1))).sum(1).mean()
+        return a * T * T * kl + (1 - a) * F.cross_entropy(z, y)
+
+    assert torch.allclose(loss, (kd(outs[0]) + 3 * kd(outs[1])) / 4, atol=1e-5)
+    assert torch.equal(final, outs[-1])
+    with pytest.raises(ValueError, match="teacher logits"):
+        pl.multi_exit_kd_objective()(net, (x, y))
+
+
+def test_file_bytes_formats():
+    torch.manual_seed(0)
+    m = models.build({"arch": "conv1d", "widths": [32, 32, 32], "num_classes": 10})
+    float_bytes = pl.file_bytes(m)
+    assert abs(float_bytes - metrics.model_bytes(m)) < 200   # same archive, other record names
+    n = metrics.count_params(m)
+    assert 4 * n < float_bytes < 4 * n + 4000          # float32 weights plus torch.save's framing
+    shared = q.share_weights(q.make_pruning_permanent(q.prune_magnitude(copy.deepcopy(m), 0.9)), 4)
+    assert pl.file_bytes(shared, "huffman", bits=4, index_bits=5) < float_bytes / 8
+    i8 = q.int8_static(m, torch.randn(64, 40))
+    assert pl.file_bytes(i8, "int8") < float_bytes / 2
+    with pytest.raises(ValueError, match="fmt='zip'.*float32, pruned, huffman, int8"):
+        pl.file_bytes(m, "zip")
+
+
+def test_measure_row():
+    torch.manual_seed(0)
+    data = _data(32)
+    a = models.build({"arch": "conv1d", "widths": [48, 48], "num_classes": 4}).eval()
+    b = copy.deepcopy(a)
+    with torch.no_grad():
+        b.head.bias.add_(torch.tensor([5.0, 0, 0, 0]))           # b predicts class 0 everywhere
+    row = pl.measure("ab", [a, b], data, steps=["x", "y"], latency_batch=8, repeats=3)
+    acc_a = (a(data.x).argmax(1) == data.y).double().mean().item() * 100
+    acc_b = (data.y == 0).double().mean().item() * 100
+    assert math.isclose(row["acc"], (acc_a + acc_b) / 2, abs_tol=1e-6)
+    assert math.isclose(row["acc_std"], abs(acc_a - acc_b) / math.sqrt(2), abs_tol=1e-6)
+    assert row["params"] == metrics.count_params(a) and row["flops"] == metrics.count_flops(a, (40,))
+    assert row["steps"] == "x → y" and row["seeds"] == 2 and row["latency_ms"] > 0
+    i8 = q.int8_static(a, data.x)
+    row8 = pl.measure("int8", [i8], data, fmt="int8", reference=a, latency_batch=8, repeats=3)
+    assert row8["params"] == metrics.count_params(a) and row8["flops"] == metrics.count_flops(a, (40,))
+    assert row8["bytes"] < row["bytes"]             # int8 weights (tiny models can be larger: scales, framing)
+    with pytest.raises(ValueError, match="models is empty"):
+        pl.measure("none", [], data)
+
+
+def test_measure_with_custom_predict_and_flops():
+    data = _data(16)
+    m = models.build({"arch": "conv1d", "widths": [4], "num_classes": 4}).eval()
+    row = pl.measure("const", [m], data, predict=lambda x: torch.zeros(len(x), dtype=torch.long),
+                     run=lambda x: None, flops=123.0, latency_batch=4, repeats=3)
+    assert math.isclose(row["acc"], 100 * (data.y == 0).double().mean().item())
+    assert row["flops"] == 123.0
+
+
+def test_redesign_configs_build():
+    from nncompress.data import Splits
+
+    splits = Splits("unit", _data(8), _data(8, 1), _data(8, 2), classes=list("abcd"))
+    sep = pl.build_model(pl.redesign_config("conv1d-64-sep"), splits)
+    assert isinstance(sep, models.Conv1DNet) and sep.separable
+    with pytest.raises(ValueError, match="redesign='mobile'.*conv1d-64-sep"):
+        pl.redesign_config("mobile")
+
+
+def test_frontier_plot_draws_every_model():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = plots.frontier(ROWS, "bytes", front=pl.pareto_front(ROWS, "bytes"), reference="A", budget=150)
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["A", "B", "C", "D", "E"]
+    assert ax.get_xscale() == "log"
+
+
+def test_cheapest_within_accuracy():
+    assert pl.cheapest_within(ROWS, "bytes", 55.0)["model"] == "B"
+    assert pl.cheapest_within(ROWS, "latency_ms", 65.0)["model"] == "E"
+    assert pl.cheapest_within(ROWS, "bytes", 40.0)["model"] == "A"      # A beats D on the tie in bytes
+    assert pl.cheapest_within(ROWS, "bytes", 71.0) is None
