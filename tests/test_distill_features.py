@@ -257,6 +257,77 @@ def test_gradients_finite_with_duplicate_rows():
     assert torch.isfinite(z.grad).all()
 
 
+def loop_rkd_angle(s, t, eps=1e-12):
+    """The angle loss straight from eq. 6-7, one triplet at a time (differentiable torch, no
+    batched products, no symmetry or masking tricks): ``e_ij = (x_i - x_j) / max(||x_i - x_j||,
+    sqrt(eps))`` (the module's convention: a zero difference gives a zero vector), Huber of the
+    cosine difference, mean over the ordered triplets of distinct indices; teacher constant."""
+    def unit(e, i, j):
+        d = e[i] - e[j]
+        return d / d.norm().clamp_min(eps ** 0.5)
+
+    n, total, count = len(s), 0.0, 0
+    for i in range(n):
+        for j in range(n):
+            for k in range(n):
+                if len({i, j, k}) < 3:
+                    continue
+                cs = unit(s, i, j) @ unit(s, k, j)
+                with torch.no_grad():
+                    ct = unit(t, i, j) @ unit(t, k, j)
+                x = (cs - ct).abs()
+                total = total + (0.5 * x * x if x < 1 else x - 0.5)
+                count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("duplicates", [False, True])
+def test_rkd_angle_equals_the_triple_loop_value_and_gradient(duplicates):
+    g = torch.Generator().manual_seed(5)
+    s = torch.randn(7, 3, dtype=torch.float64, generator=g)
+    t = torch.randn(7, 5, dtype=torch.float64, generator=g)
+    if duplicates:  # duplicate student rows, duplicate teacher rows, one pair both
+        s[1] = s[0]
+        s[4] = s[2]
+        t[3] = t[5]
+        t[6] = t[0]
+        s[6] = s[3]
+        t[2] = t[1]
+    fast_in, loop_in = s.clone().requires_grad_(), s.clone().requires_grad_()
+    fast, loop = rkd_angle_loss(fast_in, t), loop_rkd_angle(loop_in, t)
+    fast.backward()
+    loop.backward()
+    assert fast.item() == pytest.approx(loop.item(), abs=1e-6)
+    assert torch.isfinite(fast_in.grad).all()
+    assert torch.allclose(fast_in.grad, loop_in.grad, rtol=1e-6, atol=1e-6)
+    # float32 (the training dtype) against the float64 loop
+    assert rkd_angle_loss(s.float(), t.float()).item() == pytest.approx(loop.item(), abs=1e-6)
+
+
+def test_rkd_angle_float32_batch_matches_float64():
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(40, 16, generator=g), torch.randn(40, 64, generator=g)
+    s[7] = s[3]
+    a, b = s.clone().requires_grad_(), s.double().requires_grad_()
+    la, lb = rkd_angle_loss(a, t), rkd_angle_loss(b, t.double())
+    la.backward()
+    lb.backward()
+    assert la.dtype == torch.float32 and la.item() == pytest.approx(lb.item(), abs=1e-6)
+    assert torch.allclose(a.grad.double(), b.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_rkd_angle_under_autocast_is_float32():
+    torch.manual_seed(0)
+    lin, x, t = nn.Linear(8, 8), torch.randn(20, 8), torch.randn(20, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        emb = lin(x)
+        loss = rkd_angle_loss(emb, t)
+    loss.backward()
+    assert emb.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(rkd_angle_loss(emb.double(), t.double()).item(), abs=1e-6)
+    assert torch.isfinite(lin.weight.grad).all()
+
+
 def test_teacher_gets_no_gradient():
     s, t = torch.randn(5, 3, requires_grad=True), torch.randn(5, 3, requires_grad=True)
     (rkd_loss(s, t) + sp_loss(s, t) + at_loss(s.view(5, 3, 1), t.view(5, 3, 1))).backward()

@@ -45,7 +45,7 @@ def feature_kd_specs() -> dict:
                           help="optimizer"),
         "temperature": Spec(float, 4.0, low=0.05, high=100.0, help="KD temperature T"),
         "alpha": Spec(float, 0.9, low=0.0, high=1.0, help="weight of the soft (KD) term"),
-        "n_seeds": Spec(int, presets={"cpu": 2, "gpu": 3}, low=1, high=20, help="seeds for mean ± std"),
+        "n_seeds": Spec(int, presets={"cpu": 3, "gpu": 3}, low=1, high=20, help="seeds for mean ± std"),
     }
 
 

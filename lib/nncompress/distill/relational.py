@@ -14,15 +14,22 @@ Conventions:
 * **RKD angle** (eq. 6-7): ``psi_A(t_i, t_j, t_k) = cos angle t_i t_j t_k = <e_ij, e_kj>``
   with ``e_ij = (t_i - t_j) / ||t_i - t_j||``; Huber loss averaged over the N(N-1)(N-2)
   ordered triplets of distinct indices (RepDistiller: over all N^3, degenerate ones
-  included).  A zero difference (duplicate rows) gives a zero unit vector.
+  included).  A zero difference (duplicate rows) gives a zero unit vector.  RKD is applied
+  to a low-dimensional embedding (the pooled penultimate features, as in the paper and
+  RepDistiller), so the cost is the N^3 cosines, not D: they come from batched matrix
+  products and the loss's gradient is written out (:class:`_AngleHuberSum`), about half
+  the time of plain autograd through an N^3 mask.
 * ``rkd_loss = w_dist * distance + w_angle * angle`` with the paper's weights 25 and 50.
 * **SP** (Tung & Mori 2019, eq. 2-4): ``G = F F^T`` over the batch (b x b), each row
   L2-normalised; ``L = ||G_T - G_S||_F^2 / b^2``.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 _EPS = 1e-12
 
@@ -70,28 +77,79 @@ def rkd_angle_potential(emb: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
     return _angle_by_vertex(_flat(emb), eps).permute(1, 0, 2)
 
 
+def _unit_differences(e: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
+    """``unit[j, i] = e_ij = (e_i - e_j) / ||e_i - e_j||``, shape ``(N, N, D)`` (vertex first);
+    the norm is floored at ``sqrt(eps)``, so a zero difference (``i == j``, duplicate rows)
+    gives the zero vector and finite gradients."""
+    diff = e.unsqueeze(0) - e.unsqueeze(1)           # diff[j, i] = e_i - e_j
+    return diff / torch.linalg.vector_norm(diff, dim=-1, keepdim=True).clamp_min(eps ** 0.5)
+
+
 def _angle_by_vertex(e: torch.Tensor, eps: float = _EPS) -> torch.Tensor:
     """``cos[j, i, k] = <e_ij, e_kj>`` as one batched matrix product (vertex first)."""
-    diff = e.unsqueeze(0) - e.unsqueeze(1)           # diff[j, i] = e_i - e_j
-    unit = diff / diff.pow(2).sum(-1, keepdim=True).clamp_min(eps).sqrt()  # zero for i == j / duplicates
+    unit = _unit_differences(e, eps)
     return torch.bmm(unit, unit.transpose(1, 2))
+
+
+class _AngleHuberSum(torch.autograd.Function):
+    """``sum_{j,i,k} Huber(s[j, i, k] - t[j, i, k])`` with the cosines ``s_j = u_j u_j^T`` of the
+    student's unit differences ``u`` ``(N, N, D)`` and ``t_j = v_j v_j^T`` of the teacher's
+    ``v`` (a constant).  The gradient is written out: ``c = dL/ds = clamp(s - t, -1, 1)``
+    (the Huber derivative, delta = 1) and, as ``s_j`` and ``c_j`` are symmetric in
+    ``(i, k)``, ``dL/du_j = 2 c_j u_j``.  Only ``c`` (``N^3`` numbers) is kept for the
+    backward pass; autograd through ``bmm`` + ``smooth_l1_loss`` + an ``N^3`` mask keeps
+    several such tensors and makes about three times the passes over them."""
+
+    @staticmethod
+    def forward(ctx, unit: torch.Tensor, teacher_unit: torch.Tensor) -> torch.Tensor:
+        d = torch.bmm(unit, unit.transpose(1, 2))                   # student cosines s[j, i, k]
+        t = torch.bmm(teacher_unit, teacher_unit.transpose(1, 2))   # teacher cosines
+        # i == k: s and t are both ||u_ji||^2 (1, or 0 for a zero difference); copying the
+        # student's value into t makes these degenerate terms and their gradients exactly 0
+        t.diagonal(dim1=1, dim2=2).copy_(d.diagonal(dim1=1, dim2=2))
+        d.sub_(t)                                                   # s - t
+        c = torch.clamp(d, -1.0, 1.0, out=t)                        # Huber'(s - t), in t's buffer
+        flat_c, flat_d = c.view(-1), d.view(-1)
+        loss = torch.dot(flat_c, flat_d) - 0.5 * torch.dot(flat_c, flat_c)  # Huber(x) = c (x - c/2)
+        ctx.save_for_backward(unit, c)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        unit, c = ctx.saved_tensors
+        return torch.bmm(c, unit).mul_(2 * grad), None
 
 
 def rkd_angle_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
     """Angle-wise RKD loss (Park et al. 2019, eq. 7): Huber between the cosines of the
-    angles ``t_i t_j t_k`` of student and teacher, averaged over triplets of distinct indices."""
+    angles ``t_i t_j t_k`` of student and teacher, averaged over triplets of distinct indices.
+
+    Exact, without an ``N^3`` mask: the degenerate triplets ``i == j`` or ``k == j`` have a
+    zero unit vector, so both cosines are exactly 0 and so are their Huber term and
+    gradient; for ``i == k`` the teacher's cosine is set to the student's (both are
+    ``||e_ij||^2``), which makes that term and its gradient exactly 0 too.  Cost per call:
+    ``O(N^2 D)`` for the unit vectors, ``O(N^3 D)`` for the cosines (batched matrix
+    products, the teacher's ``D`` dominates) and five passes over ``N^3`` numbers.
+    Computed in (at least) float32 with autocast off: bf16 cosines are too coarse for a
+    Huber loss on their differences.
+    """
     n = len(student_emb)
     if n < 3:
         raise ValueError(f"the RKD angle loss needs a batch of at least 3 samples, got {n}")
-    with torch.no_grad():
-        t = _angle_by_vertex(_flat(teacher_emb.detach()))
-    s = _angle_by_vertex(_flat(student_emb))
-    idx = torch.arange(n, device=s.device)
-    # the degenerate triplets (two equal indices) are excluded by zeroing their difference
-    keep = (idx.view(-1, 1, 1) != idx.view(1, -1, 1)) & (idx.view(1, -1, 1) != idx.view(1, 1, -1)) \
-        & (idx.view(-1, 1, 1) != idx.view(1, 1, -1))
-    per = F.smooth_l1_loss(s, t, reduction="none")
-    return (per * keep).sum() / (n * (n - 1) * (n - 2))
+    dtype = torch.promote_types(student_emb.dtype, torch.float32)
+    with _autocast_off(student_emb.device):
+        with torch.no_grad():
+            teacher_unit = _unit_differences(_flat(teacher_emb.detach()).to(dtype))
+        unit = _unit_differences(_flat(student_emb).to(dtype))
+        total = _AngleHuberSum.apply(unit, teacher_unit)
+    return total / (n * (n - 1) * (n - 2))
+
+
+def _autocast_off(device: torch.device):
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def rkd_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, w_dist: float = 25.0,
