@@ -159,3 +159,175 @@ def test_low_rank_error_is_the_dropped_singular_values():
     assert isinstance(m[0], nn.Sequential)
     with pytest.raises(ValueError, match="not a Linear"):
         q.factorize(_mlp(), {"1": 2})
+
+
+# --------------------------------------------------------------------------- int8 static / QAT
+
+def _cnn(seed=0, widths=(8, 16)):
+    from nncompress.models import SimpleCNN
+
+    torch.manual_seed(seed)
+    m = SimpleCNN(3, 5, widths)
+    # non-trivial BN statistics and affine parameters, so that folding BN into the conv matters
+    with torch.no_grad():
+        for bn in (x for x in m.modules() if isinstance(x, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    return m.eval()
+
+
+def _images(n, seed=1, size=16):
+    """Structured inputs: smooth random blobs (like images), not white noise."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(n, 3, 4, 4, generator=g)
+    return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _quantized_kinds(model):
+    return {type(m).__name__ for m in q.quantized_layers(model).values()}
+
+
+@pytest.mark.parametrize("backend", ["x86", "qnnpack"])
+def test_int8_static_is_close_to_float_and_really_int8(backend):
+    import warnings
+
+    if backend not in torch.backends.quantized.supported_engines:
+        pytest.skip(f"this torch has no {backend} engine")
+    m = _cnn()
+    x = _images(400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecation notice may leak out of the library
+        qm = q.int8_static(m, x[:256], n_calibration=256, backend=backend)
+        with torch.no_grad():
+            f, o = m(x[256:]), qm(x[256:])
+    assert _quantized_kinds(qm) == {"ConvReLU2d", "Linear"}, "conv+bn+relu fused into int8 ConvReLU2d"
+    assert q.quantized_weight_count(qm) == sum(p.numel() for n, p in m.named_parameters()
+                                               if n.endswith("weight") and p.dim() > 1)
+    assert qm.quant.scale.item() > 0 and o.dtype == torch.float32
+    spread = (f.max() - f.min()).item()
+    assert (f - o).abs().max().item() < 0.05 * spread, "int8 error must be a few grid steps, not more"
+    margin = f.topk(2, dim=1).values
+    clear = (margin[:, 0] - margin[:, 1]) > 0.05 * spread  # samples whose float decision is not a tie
+    assert clear.sum() > 20
+    agree = (f.argmax(1) == o.argmax(1))[clear].float().mean().item()
+    assert agree >= 0.95
+
+
+def test_int8_static_calibration_sets_scale_and_zero_point_from_min_max():
+    x = _images(64) * 3 + 0.5
+    x[32:] *= 2  # a wider range after the calibration samples
+    qm = q.int8_static(_cnn(), x, n_calibration=32, backend="x86")
+    lo, hi = min(x[:32].min().item(), 0.0), max(x[:32].max().item(), 0.0)
+    S = (hi - lo) / 127  # x86: activations in [0, 127]
+    assert qm.quant.scale.item() == pytest.approx(S, rel=1e-5)
+    assert qm.quant.zero_point.item() == round(-lo / S)
+    # only the first n_calibration samples are observed
+    assert q.int8_static(_cnn(), x, n_calibration=64).quant.scale.item() > 1.5 * S
+
+
+def test_int8_static_leaves_the_input_model_unchanged():
+    m = _cnn()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    kinds = [type(x) for x in m.modules()]
+    m.train()
+    q.int8_static(m, _images(64), n_calibration=64)
+    assert m.training, "the caller's train/eval mode is kept"
+    assert [type(x) for x in m.modules()] == kinds, "no fused or observed modules in the input"
+    assert not hasattr(m, "qconfig") and not any(hasattr(x, "activation_post_process") for x in m.modules())
+    after = m.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_int8_static_state_dict_is_about_a_quarter_of_float():
+    from nncompress.metrics import model_bytes
+
+    m = _cnn(widths=(32, 64, 128))
+    qm = q.int8_static(m, _images(64), n_calibration=64)
+    n_weights = q.quantized_weight_count(qm)
+    assert n_weights > 90_000
+    float_bytes, int8_bytes = model_bytes(m), model_bytes(qm)
+    assert n_weights < int8_bytes < 0.3 * float_bytes, (int8_bytes, float_bytes)
+
+
+def test_int8_static_bad_arguments_are_named():
+    m, x = _cnn(), _images(8)
+    with pytest.raises(ValueError, match=r"backend='arm'.*'x86'"):
+        q.int8_static(m, x, backend="arm")
+    with pytest.raises(ValueError, match=r"n_calibration=0"):
+        q.int8_static(m, x, n_calibration=0)
+    with pytest.raises(ValueError, match=r"observer='mean'.*'minmax'"):
+        q.int8_static(m, x, observer="mean")
+
+
+def test_int8_static_refuses_residual_adds_clearly():
+    from nncompress.models import CifarResNet
+
+    with pytest.raises(TypeError, match="eager-mode quantization"):
+        q.int8_static(CifarResNet(8, num_classes=3), _images(8), n_calibration=8)
+
+
+def test_int8_static_mlp_and_conv1d_are_supported():
+    from nncompress.models import MLP, Conv1DNet
+
+    torch.manual_seed(0)
+    mlp = MLP(48, [32], 4).eval()
+    x = torch.randn(64, 48)
+    qm = q.int8_static(mlp, x, n_calibration=64)
+    assert _quantized_kinds(qm) == {"Linear"}
+    assert torch.allclose(qm(x), mlp(x), atol=0.1 * (mlp(x).max() - mlp(x).min()).item())
+    conv = Conv1DNet(4, (8, 8)).eval()
+    qc = q.int8_static(conv, torch.randn(32, 40), n_calibration=32)
+    assert "ConvReLU1d" in _quantized_kinds(qc)
+
+
+def test_fusion_groups_find_conv_bn_relu_runs_in_sequentials():
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4, 2), nn.ReLU(), nn.Linear(2, 2))
+    assert q.fusion_groups(seq) == [["0", "1", "2"], ["3", "4"], ["6", "7"]]
+
+
+def test_int8_qat_trains_converts_and_caches(tmp_path, monkeypatch):
+    import warnings
+
+    from nncompress.data.device import DeviceData
+
+    monkeypatch.setenv("NNCOMPRESS_CACHE", str(tmp_path))
+    m = _cnn()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    x = _images(64)
+    with torch.no_grad():
+        y = m(x).argmax(1)
+    data = DeviceData(x, y)
+    cfg = {"epochs": 1, "batch_size": 32, "lr": 1e-3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        qm = q.int8_qat(m, data, cfg, seed=0, progress=False, cache_key={"model": "test-cnn"})
+    assert _quantized_kinds(qm) == {"ConvReLU2d", "Linear"}
+    assert qm.history.epoch == [1] and len(qm.history.train_loss) == 1
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items()), "input model unchanged"
+    with torch.no_grad():
+        o, f = qm(x), m(x)
+    assert (o - f).abs().max() < 0.5 * (f.max() - f.min()), "one short QAT epoch stays near the float model"
+    assert list(tmp_path.glob("int8-qat-*")), "the fake-quant weights are cached"
+    again = q.int8_qat(m, data, cfg, seed=0, progress=False, cache_key={"model": "test-cnn"})
+    with torch.no_grad():
+        assert torch.equal(again(x), o), "a rerun converts the cached weights"
+    with pytest.raises(ValueError, match="backend='tpu'"):
+        q.int8_qat(m, data, cfg, backend="tpu")
+    with pytest.raises(ValueError, match="freeze_bn_after=-1"):
+        q.int8_qat(m, data, cfg, freeze_bn_after=-1)
+
+
+def test_quiet_torch_ao_filters_only_its_notices():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with q.quiet_torch_ao():
+            warnings.warn("torch.ao.quantization is deprecated and will be removed", DeprecationWarning)
+            warnings.warn("something else is deprecated", DeprecationWarning)
+            warnings.warn("torch.ao.quantization is deprecated and will be removed", UserWarning)
+    assert [str(w.message) for w in seen] == ["something else is deprecated",
+                                              "torch.ao.quantization is deprecated and will be removed"]

@@ -4,14 +4,20 @@ CPU preset: an MLP of LeNet-300-100 shape on the procedural 32x32 image set, fla
 inputs, so the first layer holds 92 % of the weights, like LeNet-300-100's 784-input layer);
 two rounds of magnitude pruning with retraining, 5-bit weight sharing with centroid
 fine-tuning, Huffman coding, all measured in bytes of a real file.  Then BinaryConnect,
-int8 dynamic quantization and low-rank factorisation of the same network.  GPU preset: the
-same code at 50 k images and longer schedules.
+int8 dynamic quantization and low-rank factorisation of the same network; int8 *static*
+quantization (calibrated, fused conv+bn+relu) and quantization-aware training of a small
+SimpleCNN on the same images.  The MLP pipeline and the CNN int8 variants run over
+``n_seeds`` seeds (3 on the CPU preset); BinaryConnect and low rank use the base seed only.
+GPU preset: the same code at 50 k images and longer schedules.
 """
 from ..data import DATASETS
 from ..models import NAMED
 from ..params import Spec, common_specs
+from ..quantize import BACKENDS, OBSERVERS
 
 NOTEBOOK = "09_deep_compression"
+
+CNNS = tuple(name for name, cfg in NAMED.items() if cfg["arch"] == "cnn")  # eager int8 needs no residual adds
 
 SPECS = {
     **common_specs(),
@@ -38,4 +44,16 @@ SPECS = {
     "binary_lr": Spec(float, 1e-3, low=1e-6, high=10.0, help="BinaryConnect learning rate"),
     "ranks": Spec(list, [4, 16, 64], item=int, low=1, high=4096, help="ranks K of the first layer"),
     "lowrank_epochs": Spec(int, presets={"cpu": 1, "gpu": 5}, low=0, help="fine-tuning epochs after factorising"),
+    "n_seeds": Spec(int, presets={"cpu": 3, "gpu": 3}, low=1, high=10,
+                    help="seeds for mean ± std (MLP pipeline and CNN int8 variants)"),
+    "cnn_model": Spec(str, "cnn-small", choices=CNNS, help="SimpleCNN for int8 static / QAT"),
+    "cnn_epochs": Spec(int, presets={"cpu": 4, "gpu": 30}, low=1, help="training epochs of the float CNN"),
+    "cnn_lr": Spec(float, 3e-3, low=1e-6, high=10.0, help="CNN learning rate (Adam)"),
+    "cnn_batch_size": Spec(int, 64, low=1, help="CNN mini-batch size (training and QAT)"),
+    "int8_backend": Spec(str, "x86", choices=BACKENDS, help="quantized engine of int8 static / QAT"),
+    "int8_observer": Spec(str, "minmax", choices=OBSERVERS, help="activation observer for calibration"),
+    "n_calibration": Spec(int, presets={"cpu": 256, "gpu": 1024}, low=1, help="training images for calibration"),
+    "qat_epochs": Spec(int, presets={"cpu": 1, "gpu": 5}, low=1, help="quantization-aware fine-tuning epochs"),
+    "qat_lr": Spec(float, 3e-4, low=1e-7, high=1.0, help="QAT learning rate"),
+    "latency_batch": Spec(int, presets={"cpu": 64, "gpu": 64}, low=1, help="batch size of the int8 kernel timing"),
 }
