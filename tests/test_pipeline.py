@@ -192,3 +192,20 @@ def test_cheapest_within_accuracy():
     assert pl.cheapest_within(ROWS, "latency_ms", 65.0)["model"] == "E"
     assert pl.cheapest_within(ROWS, "bytes", 40.0)["model"] == "A"      # A beats D on the tie in bytes
     assert pl.cheapest_within(ROWS, "bytes", 71.0) is None
+
+
+def test_batch_latency_takes_the_best_round():
+    import time
+
+    calls = []
+
+    def run(x):                      # the first round (after warm-up) is slow, the others fast
+        calls.append(1)
+        if 2 < len(calls) <= 2 + 5:
+            time.sleep(0.02)
+
+    ms = pl.batch_latency(run, torch.zeros(1), warmup=2, repeats=5, rounds=3)
+    assert len(calls) == 2 + 15 and ms < 10
+    assert pl.batch_latency(run, torch.zeros(1), warmup=0, repeats=1, rounds=1) >= 0
+    with pytest.raises(ValueError, match="repeats=0"):
+        pl.batch_latency(run, torch.zeros(1), repeats=0)

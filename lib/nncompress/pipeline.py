@@ -181,19 +181,26 @@ def file_bytes(model: nn.Module, fmt: str = "float32", **options) -> int:
 
 @torch.no_grad()
 def batch_latency(run: Callable[[torch.Tensor], Any], x: torch.Tensor, *, warmup: int = 3,
-                  repeats: int = 10) -> float:
-    """Median milliseconds of ``run(x)`` on the CPU over ``repeats`` calls (after ``warmup``).
+                  repeats: int = 10, rounds: int = 3) -> float:
+    """Milliseconds of ``run(x)`` on the CPU: the smallest of ``rounds`` medians, each over
+    ``repeats`` calls (after ``warmup``).  A median resists single slow calls; the minimum
+    over rounds resists a busy stretch of the machine that slows a whole round.
 
     ``run`` is a model or any callable (e.g. early-exit inference), so dynamic networks are
     timed by what they really execute."""
+    if repeats < 1 or rounds < 1:
+        raise ValueError(f"repeats={repeats!r} and rounds={rounds!r} must both be >= 1")
     for _ in range(warmup):
         run(x)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run(x)
+            times.append(time.perf_counter() - t0)
+        medians.append(statistics.median(times))
+    return min(medians) * 1e3
 
 
 def accuracy(model_or_predict, data) -> float:
