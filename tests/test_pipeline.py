@@ -4,9 +4,8 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from nncompress import early_exit, metrics, models, pipeline as pl, plots, quantize as q
+from nncompress import metrics, models, pipeline as pl, plots, quantize as q
 from nncompress.data import DeviceData
 
 
@@ -100,25 +99,6 @@ def test_deep_compress_keeps_sparsity_and_bits():
         assert (w == 0).double().mean() >= 0.74
     with pytest.raises(ValueError, match="sparsity=1.0"):
         pl.deep_compress(m, data, sparsity=1.0, bits=3, retrain_config=cfg, finetune_config=cfg)
-
-
-def test_multi_exit_kd_objective_matches_the_definition():
-    torch.manual_seed(0)
-    net = early_exit.build({"backbone": "conv1d", "widths": [4, 4], "num_classes": 3})
-    x, y, t = torch.randn(5, 40), torch.tensor([0, 1, 2, 0, 1]), torch.randn(5, 3)
-    T, a = 2.0, 0.7
-    loss, final = pl.multi_exit_kd_objective(T, a, weights=[1.0, 3.0])(net, (x, y, t))
-    outs = net.forward_all(x)
-
-    def kd(z):  # Hinton et al. 2015: a T^2 KL(p_t^T || p_s^T) + (1 - a) CE, written out
-        pt = F.softmax(t / T, 1)
-        kl = (pt * (pt.log() - F.log_softmax(z / T, 1))).sum(1).mean()
-        return a * T * T * kl + (1 - a) * F.cross_entropy(z, y)
-
-    assert torch.allclose(loss, (kd(outs[0]) + 3 * kd(outs[1])) / 4, atol=1e-5)
-    assert torch.equal(final, outs[-1])
-    with pytest.raises(ValueError, match="teacher logits"):
-        pl.multi_exit_kd_objective()(net, (x, y))
 
 
 def test_file_bytes_formats():

@@ -17,8 +17,6 @@ a call into the method modules:
 * :func:`deep_compress` - magnitude pruning with retraining, k-means weight sharing with
   centroid fine-tuning (:mod:`nncompress.quantize`); :func:`file_bytes` then writes the
   Huffman-coded file of :mod:`nncompress.storage`.
-* :func:`multi_exit_kd_objective` - train every exit of an early-exit network against a
-  teacher's logits.
 * :func:`measure` / :func:`file_bytes` / :func:`batch_latency` - one ledger row: accuracy
   (mean and std over seeds), parameters, non-zeros, FLOPs, bytes of the real file, CPU
   latency.
@@ -120,29 +118,6 @@ def deep_compress(model: nn.Module, data, *, sparsity: float, bits: int, retrain
     shared = q.share_weights(m, bits)
     return finetune(shared, data, finetune_config, teacher_logits=teacher_logits, seed=seed, device=device,
                     desc=f"{bits}-bit centroids", progress=progress)
-
-
-def multi_exit_kd_objective(temperature: float = 4.0, alpha: float = 0.9,
-                            weights: Sequence[float] | None = None):
-    """``objective(model, batch) -> (loss, final logits)`` for an early-exit network
-    (:class:`nncompress.early_exit.MultiExitNet`) whose batches carry a teacher's logits as
-    a third tensor: every exit ``j`` is trained with Hinton's KD loss towards the teacher,
-    ``L = sum_j w_j KD(z_j, z_teacher, y) / sum_j w_j`` (BranchyNet's weighted sum of exit
-    losses, Teerapittayanon et al. 2016 eq. 2, with KD in place of cross-entropy)."""
-    from .distill import kd_loss
-
-    def objective(model, batch):
-        if len(batch) < 3:
-            raise ValueError("multi_exit_kd_objective needs batches with teacher logits (data.with_extras(...))")
-        x, y, t = batch[0], batch[1], batch[2]
-        outs = model.forward_all(x)
-        w = list(weights) if weights is not None else [1.0] * len(outs)
-        if len(w) != len(outs):
-            raise ValueError(f"weights={w} must have one entry per exit ({len(outs)})")
-        loss = sum(wj * kd_loss(z, t, y, temperature, alpha) for wj, z in zip(w, outs)) / sum(w)
-        return loss, outs[-1]
-
-    return objective
 
 
 # --------------------------------------------------------------------------- measuring
