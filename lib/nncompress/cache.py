@@ -89,6 +89,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``model.state_dict()`` - what checkpoints store."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def save_checkpoint(obj: Any, path: Path) -> None:
     """``torch.save`` ``obj`` atomically with a SHA-256 side file (``path.sha256``)."""
     buf = io.BytesIO()

@@ -20,7 +20,8 @@ a call into the method modules:
 * :func:`measure` / :func:`file_bytes` / :func:`batch_latency` - one ledger row: accuracy
   (mean and std over seeds), parameters, non-zeros, FLOPs, bytes of the real file, CPU
   latency.
-* :func:`pareto_front` and :func:`best_under` - the frontier and the budget question.
+* :func:`pareto_front`, :func:`best_under` and :func:`cheapest_within` - the frontier and
+  the budget questions.
 """
 from __future__ import annotations
 
@@ -34,15 +35,12 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
+from .models import NAMED
+
 FORMATS = ("float32", "pruned", "huffman", "int8")
 
 
 # --------------------------------------------------------------------------- cached steps
-
-def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of ``model.state_dict()`` (what the cache stores)."""
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
 
 def derive(name: str, key: Mapping[str, Any], make: Callable[[], nn.Module],
            train: Callable[[nn.Module], None] | None = None) -> nn.Module:
@@ -55,13 +53,13 @@ def derive(name: str, key: Mapping[str, Any], make: Callable[[], nn.Module],
     step is cheap and deterministic and nothing is cached.  The result is on the CPU in
     eval mode and carries ``cache_key`` for the next step.
     """
-    from .cache import cache_key, get_or_compute
+    from .cache import cache_key, cpu_state, get_or_compute
 
     model = make()
     if train is not None:
         def compute():
             train(model)
-            return state_of(model)
+            return cpu_state(model)
 
         state, _ = get_or_compute(name, dict(key), compute)
         model.load_state_dict(state)
@@ -266,7 +264,7 @@ def best_under(table, cost: str, budget: float, gain: str = "acc") -> dict | Non
 
 REDESIGNS = {
     # MobileNet-style (Howard et al. 2017): the teacher's widths with depthwise-separable convolutions
-    "conv1d-64-sep": {"arch": "conv1d", "widths": [64, 64, 64], "separable": True},
+    "conv1d-64-sep": NAMED["conv1d-64-sep"],
     "design-separable": {"arch": "design", "block": "separable", "widths": [64, 128, 256],
                          "strides": [1, 2, 2], "stem": 32},
 }

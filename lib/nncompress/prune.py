@@ -45,6 +45,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import prune as tprune
 
+from .cache import cpu_state
+
 CRITERIA = ("l1", "l2", "fpgm")
 STRUCTURED_CRITERIA = (*CRITERIA, "bn_gamma", "apoz", "random")
 SCOPES = ("layer", "global")
@@ -623,10 +625,6 @@ def imp_sparsity(rate: float, levels: int) -> float:
     return 1.0 - (1.0 - rate) ** levels
 
 
-def _weight_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
 def _next_masks(trained: Mapping[str, torch.Tensor], prev: Mapping[str, torch.Tensor], rate: float,
                 scope: str) -> dict[str, torch.Tensor]:
     """Remove a fraction ``rate`` of the surviving weights with the smallest |w| (global or per layer)."""
@@ -698,11 +696,11 @@ def lottery_level(name: str, model_config: dict, splits, train_config, *, level:
         if level == 0:
             torch.manual_seed(seed)
             model = for_data(model_config, splits)
-            rewind = {"state": _weight_state(model)}
+            rewind = {"state": cpu_state(model)}
 
             def grab(epoch, m):
                 if epoch + 1 == rewind_epoch:
-                    rewind["state"] = _weight_state(m)
+                    rewind["state"] = cpu_state(m)
 
             fit(model, splits.train, cfg, device=device, seed=seed, progress=progress, callbacks=[grab],
                 desc="dense")
@@ -710,7 +708,7 @@ def lottery_level(name: str, model_config: dict, splits, train_config, *, level:
             masks0 = {n: torch.ones_like(m.weight, device="cpu") for n, m in model.named_modules()
                       if isinstance(m, PRUNABLE)}
             return {"level": 0, "sparsity": 0.0, "acc": acc, "masks": masks0,
-                    "state_dict": _weight_state(model), "rewind_state": rewind["state"]}
+                    "state_dict": cpu_state(model), "rewind_state": rewind["state"]}
         prev = lottery_level(name, model_config, splits, cfg, level=level - 1, rate=rate,
                              rewind_epoch=rewind_epoch, scope=scope, seed=seed, device=device, progress=progress)
         base = prev if level == 1 else lottery_level(name, model_config, splits, cfg, level=0, rate=rate,
@@ -722,7 +720,7 @@ def lottery_level(name: str, model_config: dict, splits, train_config, *, level:
                                       device=device, progress=progress, epochs=cfg.epochs - rewind_epoch)
         total = sum(m.numel() for m in mk.values())
         sp = 1.0 - sum(float(m.sum()) for m in mk.values()) / total
-        return {"level": level, "sparsity": sp, "acc": acc, "masks": mk, "state_dict": _weight_state(model)}
+        return {"level": level, "sparsity": sp, "acc": acc, "masks": mk, "state_dict": cpu_state(model)}
 
     value, _ = cache.get_or_compute(name, key, compute)
     return value
@@ -762,7 +760,7 @@ def control_run(name: str, model_config: dict, splits, train_config, *, level: i
         g = torch.Generator().manual_seed(control_seed)
         if control in ("reinit", "sign"):
             torch.manual_seed(control_seed)
-            fresh = _weight_state(for_data(model_config, splits))
+            fresh = cpu_state(for_data(model_config, splits))
             if control == "reinit":
                 start = fresh
             else:

@@ -33,6 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cache import cpu_state
+
 AT_MODES = ("mean", "paper")
 HINT_REDUCTIONS = ("mean", "paper")
 
@@ -335,20 +337,17 @@ def train_fitnet(name: str, student_config: dict, splits, stage1_config, stage2_
         r = make_regressor(*reg_args)
         return m, r
 
-    def sd(m):
-        return {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
-
     def compute():
         m, r = build()
-        init, r_init = sd(m), sd(r)
+        init, r_init = cpu_state(m), cpu_state(r)
         obj1 = FitNetHintObjective(teacher, student_layer, teacher_layer, r)
         h1 = fit(m, data, s1, objective=obj1, extra_modules=[r], device=dev, seed=seed,
                  progress=progress, desc=f"{name} stage 1")
-        stage1 = sd(m)
+        stage1 = cpu_state(m)
         h2 = fit(m, data, s2, objective=KDObjective(teacher, temperature, alpha),
                  val=splits.val if len(splits.val) else splits.test, device=dev, seed=seed,
                  progress=progress, desc=f"{name} stage 2")
-        return {"state_dict": sd(m), "stage1": stage1, "init": init, "regressor": sd(r),
+        return {"state_dict": cpu_state(m), "stage1": stage1, "init": init, "regressor": cpu_state(r),
                 "regressor_init": r_init, "history1": h1.to_dict(), "history2": h2.to_dict()}
 
     value, cached = cache.get_or_compute(name, key, compute)
