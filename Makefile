@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NB     ?=
 ARGS   ?=
 
-.PHONY: install run lab test test-fast bench exercises check-exercises store-outputs classroom report clean-runs
+.PHONY: install run lab test test-fast bench exercises check-exercises params check-params store-outputs classroom report clean-runs
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,26 +27,32 @@ lab: $(STAMP)  ## open the course in JupyterLab
 test: $(STAMP)  ## the whole test suite: lib, exercises, notebook execution, nbval
 	$(PY) -m pytest $(ARGS)
 
-test-fast: $(STAMP)  ## lib and exercise tests only (no notebook execution)
-	$(PY) -m pytest -m "not notebooks and not browser" $(ARGS)
+test-fast: $(STAMP)  ## the quick loop (< 2 min): no notebook execution, browser, grading runs or other slow tests
+	$(PY) -m pytest -m "not notebooks and not browser and not slow" $(ARGS)
 
 bench: $(STAMP)  ## notebook run times and training-loop throughput -> runs/bench/bench.md
-	$(PY) -m nncompress.bench --out runs/bench $(ARGS)
+	$(PY) -m nncompress.course.bench --out runs/bench $(ARGS)
 
 exercises: $(STAMP)  ## regenerate exercises/ from solutions/ with nbgrader's preprocessors
-	$(PY) -m nncompress.grading generate
+	$(PY) -m nncompress.course.grading generate
 
 check-exercises: $(STAMP)
-	$(PY) -m nncompress.grading generate --check
+	$(PY) -m nncompress.course.grading generate --check
+
+params: $(STAMP)  ## regenerate every notebook's parameters cell and the README chapter table from the chapter specs
+	$(PY) -m nncompress.course.generated
+
+check-params: $(STAMP)  ## exit 1 if a parameters cell or the README chapter table is out of date
+	$(PY) -m nncompress.course.generated --check
 
 store-outputs: $(STAMP)  ## re-execute notebooks and keep only the outputs nbval compares
-	$(PY) -m nncompress.nbtools store $(or $(NB),notebooks/*.ipynb)
+	$(PY) -m nncompress.course.nbtools store $(or $(NB),notebooks/*.ipynb)
 
 classroom: $(STAMP)  ## a stock nbgrader course directory in classroom/ (or DIR=...), one assignment per solution
-	$(PY) -m nncompress.grading course $(or $(DIR),classroom)
+	$(PY) -m nncompress.course.grading course $(or $(DIR),classroom)
 
 report: $(STAMP)  ## refresh the README results block + docs/results/ from runs/latest
-	$(PY) -m nncompress.report runs/latest --update-readme README.md
+	$(PY) -m nncompress.course.report runs/latest --update-readme README.md
 
 clean-runs:
 	rm -rf runs/

@@ -40,7 +40,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 KD = ROOT / "notebooks" / "01_knowledge_distillation.ipynb"
 OTHERS = [nb for nb in NOTEBOOKS if nb != KD]
 
-# A tiny but complete configuration of chapter 01 (values allowed by nc.chapters.resolve,
+# A tiny but complete configuration of chapter 01 (values allowed by nc.course.resolve,
 # see lib/nncompress/chapters/ch01_kd.py): every cell runs, in seconds instead of a minute.
 KD_SMALL = dict(n_train=2000, n_test=500, n_val=200, n_labelled=200, teacher_epochs=2, student_epochs=5,
                 n_seeds=1, temperatures=[1.0, 4.0], alphas=[0.9])
@@ -171,7 +171,7 @@ def _pixels_differ(a: bytes, b: bytes) -> bool:
 
 def test_kd_notebook_runs_and_temperature_slider_redraws(open_notebook):
     """Chapter 01 runs top to bottom in JupyterLab (Run All) without error output, and moving the
-    temperature slider of ``nc.widgets.temperature_explorer`` redraws the bar chart.
+    temperature slider of ``nc.course.widgets.temperature_explorer`` redraws the bar chart.
 
     The notebook runs in a tiny configuration (a copy with the parameters cell overridden): the
     full notebook is executed by tests/test_notebooks.py, this test checks the UI. It ends with a

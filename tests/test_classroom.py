@@ -1,4 +1,4 @@
-"""The classroom: a stock nbgrader course built by ``nncompress.grading.build_course``.
+"""The classroom: a stock nbgrader course built by ``nncompress.course.grading.build_course``.
 
 One assignment (chapter 01), three students, graded by nbgrader's own commands
 (``generate_assignment``, ``autograde``) run as a teacher would, in the course folder:
@@ -15,9 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-pytest.importorskip("nbgrader", reason="nbgrader is a test dependency (pip install -e .[test])")
+import nbgrader  # noqa: E402,F401  (a declared test dependency: missing means broken set-up)
 
-from nncompress import grading  # noqa: E402
+from nncompress.course import grading  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS_DIR = ROOT / "solutions"
@@ -25,8 +25,7 @@ ASSIGNMENT = "01_knowledge_distillation"
 MARKERS = [*grading.SOLUTION_DELIMITERS, *grading.HIDDEN_TEST_DELIMITERS,
            *grading.MARK_SCHEME_DELIMITERS]
 
-pytestmark = pytest.mark.skipif(not (SOLUTIONS_DIR / f"{ASSIGNMENT}.ipynb").exists(),
-                                reason=f"solutions/{ASSIGNMENT}.ipynb is not there")
+assert (SOLUTIONS_DIR / f"{ASSIGNMENT}.ipynb").exists(), f"solutions/{ASSIGNMENT}.ipynb is missing"
 
 
 def nbgrader(course: Path, *args: str) -> str:
@@ -123,7 +122,7 @@ def test_release_has_no_solution_or_hidden_tests(course):
               if len(line.strip()) >= 25 and "_ref_" in line]  # hidden tests use the reference
     assert secret, "no hidden test lines found in the source"
     assert not [line for line in secret if line in raw]
-    # the release is what `python -m nncompress.grading generate` commits as exercises/
+    # the release is what `python -m nncompress.course.grading generate` commits as exercises/
     committed = ROOT / "exercises" / f"{ASSIGNMENT}.ipynb"
     if committed.exists():
         assert release.read_bytes() == committed.read_bytes()

@@ -7,7 +7,7 @@ student version; the first markdown cell states the learning goals, the total po
 (``Total: N points``, equal to the points in the metadata) and a time estimate
 (``Time estimate: ... N minutes``).  New chapters are picked up automatically.
 
-Regenerate the exercises with ``python -m nncompress.grading generate``.
+Regenerate the exercises with ``python -m nncompress.course.grading generate``.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-pytest.importorskip("nbgrader", reason="nbgrader is a test dependency (pip install -e .[test])")
+import nbgrader  # noqa: E402,F401  (a declared test dependency: missing means broken set-up)
 
-from nncompress import grading  # noqa: E402
+from nncompress.course import grading  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS_DIR = ROOT / "solutions"
@@ -39,7 +39,7 @@ MARKERS = [*grading.SOLUTION_DELIMITERS, *grading.HIDDEN_TEST_DELIMITERS,
 def exercise_of(solution: Path) -> Path:
     path = EXERCISES_DIR / solution.name
     if not path.exists():
-        pytest.fail(f"{path.relative_to(ROOT)} is missing: run `python -m nncompress.grading generate`")
+        pytest.fail(f"{path.relative_to(ROOT)} is missing: run `python -m nncompress.course.grading generate`")
     return path
 
 
@@ -98,7 +98,7 @@ def generated(tmp_path_factory) -> Path:
 def test_exercise_is_current(solution, generated):
     fresh = (generated / solution.name).read_bytes()
     assert exercise_of(solution).read_bytes() == fresh, (
-        f"exercises/{solution.name} is stale: run `python -m nncompress.grading generate`")
+        f"exercises/{solution.name} is stale: run `python -m nncompress.course.grading generate`")
 
 
 def test_check_mode_reports_nothing_stale_and_no_orphans():

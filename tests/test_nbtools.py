@@ -1,4 +1,4 @@
-"""nncompress.nbtools: strip / check / store, and the nbval sanitize file."""
+"""nncompress.course.nbtools: strip / check / store, and the nbval sanitize file."""
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from nncompress import nbtools
+from nncompress.course import nbtools
 
 PY = sys.executable
 CFG = Path(__file__).with_name("nbval_sanitize.cfg")
@@ -84,7 +84,7 @@ def test_strip_and_check_cli(tmp_path, capsys):
     nb = nbformat.read(str(path), as_version=4)
     nb.cells[1].outputs = [new_output("stream", name="stdout", text="stray\n")]
     nbformat.write(nb, str(path))
-    proc = subprocess.run([PY, "-m", "nncompress.nbtools", "check", str(path)],
+    proc = subprocess.run([PY, "-m", "nncompress.course.nbtools", "check", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "cell 1 (\"print('noise')\"): outputs without a # NBVAL_CHECK_OUTPUT marker" in proc.stdout
@@ -143,7 +143,7 @@ def test_sanitize(text, expected):
 
 def test_sanitize_cfg_in_sync_and_parsed_by_nbval():
     assert CFG.read_text(encoding="utf-8") == nbtools.sanitize_cfg(), \
-        "regenerate: python -m nncompress.nbtools sanitize-cfg > tests/nbval_sanitize.cfg"
+        "regenerate: python -m nncompress.course.nbtools sanitize-cfg > tests/nbval_sanitize.cfg"
     plugin = pytest.importorskip("nbval.plugin")
     patterns = plugin.get_sanitize_patterns(CFG.read_text(encoding="utf-8"))
     assert patterns == [(regex, replace) for _, regex, replace in nbtools.SANITIZE]

@@ -30,14 +30,14 @@ def test_there_are_notebooks():
 
 def test_notebooks_are_diff_friendly():
     """Stored notebooks keep outputs only where nbval compares them (nbtools check)."""
-    proc = subprocess.run([sys.executable, "-m", "nncompress.nbtools", "check", *map(str, NOTEBOOKS)],
+    proc = subprocess.run([sys.executable, "-m", "nncompress.course.nbtools", "check", *map(str, NOTEBOOKS)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_in_default_preset(notebook, tmp_path, course_cache, monkeypatch):
-    from nncompress.run import run_notebooks
+    from nncompress.course.runner import run_notebooks
 
     monkeypatch.setenv("NNCOMPRESS_CACHE", str(course_cache))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(OFFLINE), os.environ.get("PYTHONPATH")])))
@@ -74,7 +74,7 @@ def test_stored_outputs_match_nbval(course_cache):
 
 def test_chapter01_gpu_preset_code_path_on_images(tmp_path, monkeypatch):
     """The gpu preset distils CNNs on images; run that code path at toy size on the CPU."""
-    from nncompress.run import run_notebooks
+    from nncompress.course.runner import run_notebooks
 
     monkeypatch.setenv("NNCOMPRESS_CACHE", str(tmp_path / "cache"))
     params = dict(data="shapes", teacher="cnn-tiny", student="cnn-tiny", n_train=700, n_test=200, n_val=100,
@@ -89,7 +89,7 @@ def test_chapter01_gpu_preset_code_path_on_images(tmp_path, monkeypatch):
 def test_chapter12_gpu_preset_code_path_on_images(tmp_path, monkeypatch):
     """The gpu preset compresses 2-D CNNs (BatchNorm fusion for int8, channel pruning of SimpleCNN,
     a DesignNet redesign, a CNN early-exit backbone); run that code path at toy size on the CPU."""
-    from nncompress.run import run_notebooks
+    from nncompress.course.runner import run_notebooks
 
     monkeypatch.setenv("NNCOMPRESS_CACHE", str(tmp_path / "cache"))
     params = dict(data="shapes", teacher="cnn-small", student="cnn-tiny", redesign="design-separable",

@@ -1,8 +1,8 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from nncompress import chapters
-from nncompress.params import ParameterError, Spec, check_value, common_specs, resolve
+from nncompress.course import chapters
+from nncompress.course.params import ParameterError, Spec, check_value, common_specs, resolve
 
 
 def test_preset_fills_none_and_explicit_values_win():

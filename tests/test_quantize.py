@@ -194,7 +194,7 @@ def test_int8_static_is_close_to_float_and_really_int8(backend):
     import warnings
 
     if backend not in torch.backends.quantized.supported_engines:
-        pytest.skip(f"this torch has no {backend} engine")
+        pytest.skip(f"optional: this torch build has no {backend} quantized engine")
     m = _cnn()
     x = _images(400)
     with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""``nncompress.report``: report.md, figures and the README block from a run's output.
+"""``nncompress.course.report``: report.md, figures and the README block from a run's output.
 
 Built on a synthetic run folder (summary.json + tiny executed notebooks made with
 nbformat); no chapter is executed.
@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nncompress import report
-from nncompress.record import MIME
+from nncompress.course import report
+from nncompress.course.record import MIME
 
 
 def tiny_png(shade: int) -> bytes:

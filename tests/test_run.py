@@ -1,4 +1,4 @@
-"""nncompress.run (the notebook runner) and nncompress.record.
+"""nncompress.course.runner (the notebook runner, ``python -m nncompress.run``) and nncompress.course.record.
 
 Kernel starts are expensive on a shared CPU: these tests execute 5 tiny notebooks in
 all (2 through the Python API, 1 timeout, 2 through the CLI).
@@ -18,10 +18,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 import nncompress
-from nncompress import run
-from nncompress.params import ParameterError, Spec, common_specs
+from nncompress.course import execute, report, runner as run
+from nncompress.course.params import ParameterError, Spec, common_specs
 
-rec = importlib.import_module("nncompress.record")  # the attribute nncompress.record is the function
+rec = importlib.import_module("nncompress.course.record")  # the attribute nncompress.course.record is the function
 
 PY = sys.executable
 
@@ -38,7 +38,7 @@ def make_nb(path: Path, *cells, params: str = "x = 1\npreset = None") -> Path:
 
 OK_CELLS = (
     "import os, time\ntime.sleep(1.1)",
-    "from nncompress.record import record\n"
+    "from nncompress.course.record import record\n"
     "record('x', x * 1.5)\n"
     "record('label', '81.2 ± 0.9')\n"
     "record('cwd', os.getcwd())\n"
@@ -73,19 +73,19 @@ def _error(ename, evalue):
     ("ValueError", "boom\nsecond line", "error"),
 ])
 def test_classify_errors(ename, evalue, status):
-    info = run.classify(_executed(_error(ename, evalue)))
+    info = execute.classify(_executed(_error(ename, evalue)))
     assert info["status"] == status
     assert info["error"] == f"{ename}: {evalue.splitlines()[0]}"
     assert info["error_cell"] == 0
 
 
 def test_classify_ran_nothing_and_ok():
-    assert run.classify(_executed())["status"] == "ok"
+    assert execute.classify(_executed())["status"] == "ok"
     quick = _executed()
     quick.cells[0].metadata["papermill"]["duration"] = 0.1
-    assert run.classify(quick)["status"] == "ran-nothing"
-    assert run.classify(_executed(count=None))["status"] == "ran-nothing"
-    assert run.classify(_executed(), timed_out=True, timeout=5)["status"] == "timeout"
+    assert execute.classify(quick)["status"] == "ran-nothing"
+    assert execute.classify(_executed(count=None))["status"] == "ran-nothing"
+    assert execute.classify(_executed(), timed_out=True, timeout=5)["status"] == "timeout"
 
 
 def test_record_outside_ipython(capsys):
@@ -122,14 +122,19 @@ def fake_chapters(monkeypatch):
     specs = {**common_specs(), "x": Spec(int, 1), "temperature": Spec(float, 4.0, low=0.0)}
 
     def lookup(name):
-        if name != "fake":
+        if name != "01_fake":
             raise KeyError(name)
         return specs
 
-    module = types.ModuleType("nncompress.chapters")
+    import nncompress.course
+    from nncompress.course.params import resolve
+
+    module = types.ModuleType("nncompress.course.chapters")
+    module.CHAPTERS = {"01_fake": "ch01_fake"}
     module.specs = lookup
-    monkeypatch.setitem(sys.modules, "nncompress.chapters", module)
-    monkeypatch.setattr(nncompress, "chapters", module, raising=False)
+    module.resolve = lambda chapter, namespace=None, **values: resolve(lookup(chapter), namespace, **values)
+    monkeypatch.setitem(sys.modules, "nncompress.course.chapters", module)
+    monkeypatch.setattr(nncompress.course, "chapters", module, raising=False)
     return specs
 
 
@@ -157,23 +162,11 @@ def test_preset_conflict(tmp_path, fake_chapters):
         run.run_notebooks([nb], preset="tpu", out=tmp_path / "o")
 
 
-def _registered_notebook():
-    try:
-        from nncompress import chapters
-        specs = chapters.specs
-    except (ImportError, AttributeError):
-        return None
-    for path in run.default_notebooks():
-        if run._chapter_specs(path.stem) is not None:
-            return path
-    return None
-
-
 def test_unknown_parameter_real_chapter_cli(tmp_path):
-    """Against the real registry, through the real CLI (skipped until it exists)."""
-    path = _registered_notebook()
-    if path is None:
-        pytest.skip("no notebook with a registered chapter (nncompress.chapters) yet")
+    """Against the real registry, through the real CLI: every course notebook has a chapter."""
+    notebooks = run.default_notebooks()
+    assert notebooks and all(run.chapter_of(p) is not None for p in notebooks)
+    path = notebooks[1]
     proc = subprocess.run([PY, "-m", "nncompress.run", str(path), "-p", "no_such_param", "1",
                            "--out", str(tmp_path / "out")], capture_output=True, text=True,
                           timeout=120)
@@ -294,7 +287,7 @@ def test_write_grid_table(tmp_path):
 
 
 def test_cli_grid_runs_every_point(tmp_path):
-    nb = make_nb(tmp_path / "g.ipynb", "import time\ntime.sleep(1.1)", "from nncompress.record import record\nrecord('twice', 2 * x)")
+    nb = make_nb(tmp_path / "g.ipynb", "import time\ntime.sleep(1.1)", "from nncompress.course.record import record\nrecord('twice', 2 * x)")
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     proc = subprocess.run([PY, "-m", "nncompress.run", str(nb), "--grid", "x", "[1, 5]", "--out", str(out),
@@ -310,8 +303,11 @@ def test_cli_grid_runs_every_point(tmp_path):
 
 def test_summary_shows_the_frontier_first():
     env = {"preset": "cpu", "started": "now"}
-    ok12 = run.Result("12_compression_pipeline.ipynb", "x", "ok", 80.0)
-    md = run.summary_markdown([run.Result("01_a.ipynb", "x", "ok", 1.0), ok12], env)
+    ok12 = execute.Result("12_compression_pipeline.ipynb", "x", "ok", 80.0)
+    def summary(*results):
+        return {"environment": env, "notebooks": [r.to_dict() for r in results]}
+
+    md = report.summary_markdown(summary(execute.Result("01_a.ipynb", "x", "ok", 1.0), ok12))
     assert md.index("![the compression frontier (chapter 12)](figures/12_1.png)") < md.index("| notebook |")
-    failed12 = run.Result("12_compression_pipeline.ipynb", "x", "error", 1.0)
-    assert "figures/12_1.png" not in run.summary_markdown([failed12], env)
+    failed12 = execute.Result("12_compression_pipeline.ipynb", "x", "error", 1.0)
+    assert "figures/12_1.png" not in report.summary_markdown(summary(failed12))

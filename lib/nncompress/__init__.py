@@ -1,29 +1,34 @@
 """nncompress: the library behind the neural-network compression course.
 
-Foundation modules (``data``, ``models``, ``metrics``, ``cache``, ``params``,
-``train``) never import a method module; method modules (``distill``, and later
-``prune``, ``quantize``, ``design``, ``early_exit``) build on the foundation; ``run``,
-``plots`` and ``widgets`` sit on top.  Submodules are imported lazily, so
-``import nncompress as nc; nc.train.fit(...)`` works without loading everything.
+The compression library: foundation modules (``data``, ``models``, ``metrics``,
+``cache``, ``train``, ``stats``, ``storage``, ``plots``) never import a method module;
+method modules (``distill``, ``prune``, ``quantize``, ``lowrank``, ``design``,
+``early_exit``) build on the foundation, and ``pipeline`` combines them.  The course
+tooling (parameters, chapters, the runner, the report, grading, ...) lives in
+:mod:`nncompress.course` and is never imported by the library.  Submodules are
+imported lazily, so ``import nncompress as nc; nc.train.fit(...)`` loads only what it
+uses.  ``nc.record(name, value)`` and ``nc.claim(text, holds, evidence)`` are the two
+course calls a notebook makes most, so they are available at the top.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 __version__ = "0.1.0"
 
-from .record import record  # noqa: E402  (``nc.record(name, value)`` in notebooks)
-
-_SUBMODULES = ("data", "models", "metrics", "cache", "params", "train", "distill", "chapters",
-               "plots", "widgets", "nbtools", "stats", "env", "run", "grading", "prune", "quantize",
-               "storage", "design", "early_exit", "report", "bench", "pipeline")
+_SUBMODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)))
+_COURSE_SHORTCUTS = {"record": ("course.record", "record"), "claim": ("course.claims", "claim")}
 
 
 def __getattr__(name):
+    if name in _COURSE_SHORTCUTS:
+        module, attr = _COURSE_SHORTCUTS[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nncompress' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBMODULES))
+    return sorted(list(globals()) + list(_SUBMODULES) + list(_COURSE_SHORTCUTS))

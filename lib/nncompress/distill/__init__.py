@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cache import model_identity
+
 
 def softmax_t(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Softmax with temperature, Hinton et al. 2015, eq. 1: q_i = exp(z_i/T) / sum_j exp(z_j/T).
@@ -76,7 +78,8 @@ class KDObjective:
 
     If the batch carries a third tensor it is taken as precomputed teacher logits
     (see :func:`teacher_logits`); otherwise the teacher runs on the batch (needed with
-    augmentation).  ``config()`` describes the objective for cache keys.
+    augmentation).  ``config()`` describes the objective for cache keys; the teacher is named
+    by :func:`nncompress.cache.model_identity` (its key, or a hash of its weights).
     """
 
     def __init__(self, teacher: nn.Module | None, temperature: float = 4.0, alpha: float = 0.9):
@@ -100,7 +103,7 @@ class KDObjective:
 
     def config(self) -> dict:
         return {"method": "kd", "T": self.temperature, "alpha": self.alpha,
-                "teacher": getattr(self.teacher, "cache_key", None)}
+                "teacher": None if self.teacher is None else model_identity(self.teacher)}
 
 
 def labelled_subset(data, n: int, seed: int, exclude_class: int | None = None):
@@ -137,7 +140,7 @@ def train_student(name: str, student_config: dict, splits, train_config, *, seed
     else:
         subset = subset.with_extras(teacher_logits(teacher, subset, device=device).to(subset.device))
         objective = KDObjective(None, temperature, alpha)
-        obj_cfg = {**objective.config(), "teacher": getattr(teacher, "cache_key", None)}
+        obj_cfg = {**objective.config(), "teacher": model_identity(teacher)}
     return get_or_train(name, student_config, splits, train_config, seed=seed,
                         objective=objective, objective_config={**obj_cfg, "subset": sub_cfg},
                         train_data=subset, device=device, progress=progress)

@@ -269,6 +269,7 @@ def train_specialist(name: str, generalist: nn.Module, group: Sequence[int], spl
     :class:`SpecialistObjective` soft targets from the generalist (``soft=True``).
     Specialists depend only on the generalist, so they can be trained in parallel (separate
     processes share the cache).  Returns ``(model, history, cached)``."""
+    from ..cache import model_identity
     from ..train import predict, train_cached
 
     data, index = specialist_data(splits.train, group, seed=seed)
@@ -279,7 +280,7 @@ def train_specialist(name: str, generalist: nn.Module, group: Sequence[int], spl
         data = data.with_extras(aggregate_to_group(probs, group).to(data.device))
         objective = SpecialistObjective(temperature, alpha)
         obj_cfg = objective.config()
-    key = {"generalist": getattr(generalist, "cache_key", None), "group": list(group), "data": splits.config(),
+    key = {"generalist": model_identity(generalist), "group": list(group), "data": splits.config(),
            "objective": obj_cfg}
     return train_cached(name, key, lambda: specialist_from_generalist(generalist, group), data, train_config,
                         objective=objective, seed=seed, device=device, progress=progress)

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..cache import cpu_state
+from ..cache import cpu_state, model_identity
 
 AT_MODES = ("mean", "paper")
 HINT_REDUCTIONS = ("mean", "paper")
@@ -124,7 +124,7 @@ class FitNetHintObjective:
     def config(self) -> dict:
         return {"method": "fitnet-hint", "student_layer": self.student_layer,
                 "teacher_layer": self.teacher_layer, "reduction": self.reduction,
-                "regressor": repr(self.regressor), "teacher": getattr(self.teacher, "cache_key", None)}
+                "regressor": repr(self.regressor), "teacher": model_identity(self.teacher)}
 
 
 def _check_layer(feats, name, param):
@@ -274,7 +274,7 @@ class FeatureKDObjective:
                 "student_layers": self.student_layers, "teacher_layers": self.teacher_layers,
                 "loss_kwargs": self.loss_kwargs,
                 "kd": None if self.kd is None else {"T": self.kd.temperature, "alpha": self.kd.alpha},
-                "teacher": getattr(self.teacher, "cache_key", None)}
+                "teacher": model_identity(self.teacher)}
 
 
 @torch.no_grad()
@@ -328,7 +328,7 @@ def train_fitnet(name: str, student_config: dict, splits, stage1_config, stage2_
            "seed": seed, "objective": {"method": "fitnet", "student_layer": student_layer,
                                        "teacher_layer": teacher_layer, "T": temperature, "alpha": alpha,
                                        "kernel_size": kernel_size, "subset": subset_config,
-                                       "teacher": getattr(teacher, "cache_key", None)}}
+                                       "teacher": model_identity(teacher)}}
 
     def build():
         torch.manual_seed(seed)
@@ -418,7 +418,7 @@ def train_feature_student(name: str, student_config: dict, splits, train_config,
         subset = subset.with_extras(teacher_logits(teacher, subset, device=device).to(subset.device))
     if method == "kd":
         obj = KDObjective(None, temperature, alpha)
-        cfg = {**obj.config(), "teacher": getattr(teacher, "cache_key", None), "subset": sub_cfg}
+        cfg = {**obj.config(), "teacher": model_identity(teacher), "subset": sub_cfg}
         return get_or_train(name, student_config, splits, train_config, seed=seed, objective=obj,
                             objective_config=cfg, train_data=subset, device=device, progress=progress)
     if method == "fitnet":

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..cache import model_identity
 from . import KDObjective, labelled_subset, teacher_logits, train_student
 from .ensembles import soft_target_objective
 
@@ -177,7 +178,7 @@ def born_again(name: str, model_config: dict, splits, train_config, *, seed: int
             train_data = data.with_extras(teacher_logits(prev, data, device=device).to(data.device))
             objective = KDObjective(None, temperature, alpha)
             obj_cfg = {"method": "born-again", "T": float(temperature), "alpha": float(alpha),
-                       "teacher": prev.cache_key, "generation": g, "subset": sub_cfg}
+                       "teacher": model_identity(prev), "generation": g, "subset": sub_cfg}
         model, hist, _ = get_or_train(name, model_config, splits, train_config, seed=seed + 1000 * g,
                                       objective=objective, objective_config=obj_cfg,
                                       train_data=train_data, device=device, progress=progress)
@@ -237,7 +238,7 @@ def label_refinery(name: str, model_config: dict, splits, train_config, *, seed:
             labels = refine_labels(prev, data, temperature=temperature, device=device)
             train_data = data.with_extras(labels.to(data.device))
             objective = soft_target_objective
-            obj_cfg = {"method": "label-refinery", "T": float(temperature), "refiner": prev.cache_key,
+            obj_cfg = {"method": "label-refinery", "T": float(temperature), "refiner": model_identity(prev),
                        "round": r, "subset": sub_cfg}
         model, _, _ = get_or_train(name, model_config, splits, train_config, seed=seed + 1000 * r,
                                    objective=objective, objective_config=obj_cfg, train_data=train_data,

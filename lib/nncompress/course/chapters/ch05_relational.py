@@ -8,11 +8,13 @@ ResNet-32x4 -> ResNet-8x4, T = 4, 240 epochs, SGD lr 0.05 decayed x0.1 at epochs
 150/180/210, weight decay 5e-4, batch 64 - run on the procedural image set (or
 ``data="cifar100"`` with ``data_root``).
 """
-from ..distill.features import METHODS
+from ...distill.features import METHODS
 from ..params import Spec
 from .ch03_fitnets import feature_kd_specs
 
 NOTEBOOK = "05_relational_kd"
+TITLE = "relational KD"
+TOPIC = "RKD distance/angle (Park et al. 2019), similarity-preserving KD (Tung & Mori 2019), a method comparison table"
 
 SPECS = {
     **feature_kd_specs(),

@@ -62,7 +62,7 @@ def loop_throughput(*, dataset: str = "mnist1d", arch: str = "conv1d-16", augmen
     Both loops run ``repeats`` times, interleaved, after one warm-up each; the best
     (least disturbed) run of each counts, so a busy machine distorts the ratio less.
     """
-    from . import data, models, train
+    from .. import data, models, train
 
     splits = data.load(dataset, seed=0, n_train=n + 500, n_test=200, n_val=0)
     x, y = splits.train.x[:n].cpu(), splits.train.y[:n].cpu()
@@ -94,7 +94,7 @@ def loop_throughput(*, dataset: str = "mnist1d", arch: str = "conv1d-16", augmen
 
 def kd_teacher_cache_speedup(*, n: int = 4000, batch_size: int = 100, epochs: int = 3) -> dict:
     """KD epochs with the teacher run per batch vs teacher logits computed once."""
-    from . import data, distill, models, train
+    from .. import data, distill, models, train
 
     splits = data.load("mnist1d", seed=0, n_train=n + 500, n_val=0)
     d = data.DeviceData(splits.train.x[:n], splits.train.y[:n])
@@ -118,7 +118,7 @@ def kd_teacher_cache_speedup(*, n: int = 4000, batch_size: int = 100, epochs: in
 def speed_options(*, n: int = 2000, epochs: int = 2, device: str = "auto") -> dict:
     """Throughput of ``fit`` with its speed options on this machine's device: default,
     ``channels_last``, AMP off/on (CUDA only) and ``torch.compile`` (first epoch excluded)."""
-    from . import data, models, train
+    from .. import data, models, train
 
     dev = train.select_device(device)
     splits = data.load("shapes", seed=0, n_train=n, n_test=200, n_val=0, device=dev)
@@ -138,7 +138,7 @@ def speed_options(*, n: int = 2000, epochs: int = 2, device: str = "auto") -> di
 
 def notebook_times(notebooks=None) -> list[dict]:
     """Each notebook cold (empty cache) and warm (the cache it filled)."""
-    from .run import run_notebooks
+    from .runner import run_notebooks
 
     rows = []
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
@@ -196,9 +196,9 @@ def to_markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from .run import environment
+    from .runner import environment
 
-    ap = argparse.ArgumentParser(prog="python -m nncompress.bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m nncompress.course.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/bench")
     ap.add_argument("--skip-notebooks", action="store_true")
     ap.add_argument("--speed-options", action="store_true",

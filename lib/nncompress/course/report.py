@@ -1,4 +1,4 @@
-"""A readable results report of a run: ``python -m nncompress.report OUT``.
+"""A readable results report of a run: ``python -m nncompress.course.report OUT``.
 
 Reads what ``python -m nncompress.run --out OUT`` wrote (``OUT/summary.json`` and the
 executed notebooks in ``OUT/executed/``) and writes
@@ -13,8 +13,8 @@ executed notebooks in ``OUT/executed/``) and writes
 README and replaces the text between ``<!-- results:start -->`` and
 ``<!-- results:end -->`` in it with :func:`readme_block`::
 
-    python -m nncompress.report runs/latest
-    python -m nncompress.report runs/latest --update-readme README.md
+    python -m nncompress.course.report runs/latest
+    python -m nncompress.course.report runs/latest --update-readme README.md
 
 From Python: :func:`write_report`, :func:`readme_block`, :func:`update_readme`.
 """
@@ -285,6 +285,65 @@ def write_report(out_dir: str | os.PathLike, *, max_figures: int = MAX_FIGURES) 
     return path
 
 
+# --------------------------------------------------------------------------- summary.md
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(summary: Mapping[str, Any], *, max_records: int = MAX_RECORDS) -> str:
+    """``summary.md`` from the data of ``summary.json``: one table row per notebook, the
+    claims each chapter checked, then the failures."""
+    env = summary.get("environment", {})
+    notebooks = summary.get("notebooks", [])
+    parts = [f"preset **{env.get('preset')}**", f"python {env.get('python')}",
+             f"torch {env.get('torch')}", f"nncompress {env.get('nncompress')}",
+             f"{env.get('cpu_count')} CPUs", f"GPU: {env.get('cuda_device') or 'none'}"]
+    lines = [f"# nncompress run, {env.get('started', '')}", "", " · ".join(parts), ""]
+    if env.get("finished") is None:
+        lines += ["**This run has not finished** (still running, or it was stopped).", ""]
+    if any(chapter_key(n["notebook"]) == HEADLINE and n["status"] == "ok" for n in notebooks):
+        # written by the report at the end of the run (python -m nncompress.run always writes it)
+        lines += [f"![the compression frontier (chapter {HEADLINE})](figures/{HEADLINE}_1.png)", ""]
+    lines += ["| notebook | status | seconds | key records |", "|---|---|---:|---|"]
+    for n in notebooks:
+        texts = n.get("record_text") or {k: str(v) for k, v in (n.get("records") or {}).items()}
+        shown = [f"{k} = {v}" for k, v in list(texts.items())[:max_records]]
+        if len(texts) > max_records:
+            shown.append(f"(+{len(texts) - max_records} more)")
+        lines.append(f"| {_md_cell(Path(n['notebook']).stem)} | {n['status']} | {float(n.get('seconds') or 0):.1f} | "
+                     f"{_md_cell('; '.join(shown))} |")
+    lines += claims_markdown(notebooks)
+    failed = [n for n in notebooks if n["status"] != "ok"]
+    if failed:
+        lines += ["", "## Not ok", ""]
+        for n in failed:
+            where = f" (cell {n['error_cell']})" if n.get("error_cell") is not None else ""
+            lines.append(f"* **{n['notebook']}** - {n['status']}{where}: {n.get('error')}")
+    return "\n".join(lines) + "\n"
+
+
+def claims_markdown(notebooks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Lines listing every chapter's checked claims: held / did not hold (and whether the
+    chapter expected it to hold)."""
+    with_claims = [n for n in notebooks if n.get("claims")]
+    if not with_claims:
+        return []
+    held = sum(c["holds"] for n in with_claims for c in n["claims"])
+    total = sum(len(n["claims"]) for n in with_claims)
+    lines = ["", f"## Checked claims ({held} of {total} held)", ""]
+    for n in with_claims:
+        lines.append(f"**{_md_cell(Path(n['notebook']).stem)}**")
+        lines.append("")
+        for c in n["claims"]:
+            verdict = "held" if c["holds"] else ("**did not hold (expected to)**" if c["expected"]
+                                                 else "did not hold")
+            evidence = f" — {_md_cell(c['evidence'])}" if c.get("evidence") else ""
+            lines.append(f"- {verdict}: {_md_cell(c['text'])}{evidence}")
+        lines.append("")
+    return lines
+
+
 # --------------------------------------------------------------------------- README
 
 def readme_block(out_dir: str | os.PathLike, results_dir: str | os.PathLike | None = None,
@@ -297,7 +356,7 @@ def readme_block(out_dir: str | os.PathLike, results_dir: str | os.PathLike | No
     relative to it; ``results_dir`` defaults to ``readme_dir/docs/results``.  The block
     has no markers (see :func:`update_readme`).
     """
-    from .run import repo_root
+    from .layout import repo_root
 
     readme_dir = Path(readme_dir) if readme_dir is not None else repo_root()
     results_dir = Path(results_dir) if results_dir is not None else readme_dir / "docs" / "results"
@@ -335,15 +394,15 @@ def update_readme(readme: str | os.PathLike, block: str) -> bool:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    from .run import _atomic_write as write
+    from ..cache import atomic_write_bytes
 
-    write(path, text)
+    atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------- CLI
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nncompress.report",
+    parser = argparse.ArgumentParser(prog="python -m nncompress.course.report",
                                      description="Write OUT/report.md and OUT/figures/ from a run "
                                                  "of python -m nncompress.run.")
     parser.add_argument("out", type=Path, help="the run's output folder (e.g. runs/latest)")

@@ -7,10 +7,10 @@ The graded assignments live in ``solutions/NN_topic.ipynb`` in nbgrader *source*
 order ``nbgrader generate_assignment`` uses, minus the ones that need a gradebook
 database or a course directory (``SaveCells``)::
 
-    python -m nncompress.grading generate           # write exercises/*.ipynb
-    python -m nncompress.grading generate --check   # exit 1 if any is stale or missing
-    python -m nncompress.grading grade solutions/01_knowledge_distillation.ipynb
-    python -m nncompress.grading course classroom     # a stock nbgrader course directory
+    python -m nncompress.course.grading generate           # write exercises/*.ipynb
+    python -m nncompress.course.grading generate --check   # exit 1 if any is stale or missing
+    python -m nncompress.course.grading grade solutions/01_knowledge_distillation.ipynb
+    python -m nncompress.course.grading course classroom     # a stock nbgrader course directory
 
 nbgrader is a teacher/test dependency, so it is imported inside the functions only.
 
@@ -266,7 +266,7 @@ COURSE_ID = "nncompress"
 
 _CONFIG_TEMPLATE = '''\
 # nbgrader configuration of the nncompress course, written by
-# `python -m nncompress.grading course`.  Run nbgrader's commands in this folder.
+# `python -m nncompress.course.grading course`.  Run nbgrader's commands in this folder.
 import os
 
 c = get_config()  # noqa: F821 (defined by nbgrader when it loads this file)
@@ -343,7 +343,7 @@ def build_course(course_dir: str | os.PathLike, solutions_dir: str | os.PathLike
 # --------------------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nncompress.grading", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m nncompress.course.grading", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write exercises/ from solutions/ (nbgrader)")
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             if changed:
                 print(f"{len(changed)} exercise(s) out of date: run "
-                      f"`python -m nncompress.grading generate`", file=sys.stderr)
+                      f"`python -m nncompress.course.grading generate`", file=sys.stderr)
                 return 1
             print("exercises are up to date")
         elif not changed:

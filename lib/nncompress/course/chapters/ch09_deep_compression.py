@@ -10,50 +10,53 @@ SimpleCNN on the same images.  The MLP pipeline and the CNN int8 variants run ov
 ``n_seeds`` seeds (3 on the CPU preset); BinaryConnect and low rank use the base seed only.
 GPU preset: the same code at 50 k images and longer schedules.
 """
-from ..data import DATASETS
-from ..models import NAMED
+from ...data import DATASETS
+from ...models import NAMED
+from .common import epochs, examples
 from ..params import Spec, common_specs
-from ..quantize import BACKENDS, OBSERVERS
+from ...quantize import BACKENDS, OBSERVERS
 
 NOTEBOOK = "09_deep_compression"
+TITLE = "deep compression"
+TOPIC = "pruning + k-means weight sharing + Huffman in a real file (56× on a LeNet-300-100-shaped MLP), BinaryConnect, int8 dynamic, static (calibrated) and quantization-aware training with measured CPU latency per quantized engine, low rank"
 
 CNNS = tuple(name for name, cfg in NAMED.items() if cfg["arch"] == "cnn")  # eager int8 needs no residual adds
 
 SPECS = {
     **common_specs(),
     "data": Spec(str, "shapes", choices=DATASETS, help="dataset (flattened for the MLP)"),
-    "n_train": Spec(int, presets={"cpu": 5000, "gpu": 50000}, low=100, help="training-set size incl. validation"),
-    "n_test": Spec(int, presets={"cpu": 1000, "gpu": 10000}, low=100, help="test-set size"),
-    "n_val": Spec(int, presets={"cpu": 500, "gpu": 5000}, low=50, help="validation samples held out of training"),
+    "n_train": examples({"cpu": 5000, "gpu": 50000}, "training-set size incl. validation", low=100),
+    "n_test": examples({"cpu": 1000, "gpu": 10000}, "test-set size", low=100),
+    "n_val": examples({"cpu": 500, "gpu": 5000}, "validation samples held out of training", low=50),
     "model": Spec(str, "mlp-300-100", choices=tuple(NAMED), help="model (an MLP: Linear layers only)"),
-    "epochs": Spec(int, presets={"cpu": 10, "gpu": 60}, low=1, help="training epochs of the dense model"),
+    "epochs": epochs({"cpu": 10, "gpu": 60}, "training epochs of the dense model"),
     "lr": Spec(float, 1e-3, low=1e-6, high=10.0, help="learning rate (Adam)"),
     "batch_size": Spec(int, 100, low=1, help="mini-batch size"),
     "prune_amounts": Spec(list, [0.95, 0.8, 0.5], item=float, low=0.0, high=0.999,
                           help="fraction of weights pruned per layer (first, ..., head)"),
     "prune_rounds": Spec(int, 2, low=1, high=10, help="prune -> retrain rounds (iterative pruning)"),
-    "retrain_epochs": Spec(int, presets={"cpu": 3, "gpu": 20}, low=0, help="retraining epochs per pruning round"),
+    "retrain_epochs": epochs({"cpu": 3, "gpu": 20}, "retraining epochs per pruning round", low=0),
     "retrain_lr": Spec(float, 5e-4, low=1e-7, high=1.0, help="retraining learning rate"),
     "bits": Spec(int, 5, low=1, high=8, help="weight-sharing bits per layer (2**bits - 1 centroids + zero)"),
     "index_bits": Spec(int, 5, low=1, high=16, help="bits of a relative CSR index"),
-    "finetune_epochs": Spec(int, presets={"cpu": 2, "gpu": 10}, low=0, help="centroid fine-tuning epochs"),
+    "finetune_epochs": epochs({"cpu": 2, "gpu": 10}, "centroid fine-tuning epochs", low=0),
     "finetune_lr": Spec(float, 1e-4, low=1e-7, high=1.0, help="centroid fine-tuning learning rate"),
     "bits_sweep": Spec(list, [1, 2, 3, 4, 5, 6, 8], item=int, low=1, high=8, help="bits for the bits-vs-accuracy plot"),
-    "binary_epochs": Spec(int, presets={"cpu": 5, "gpu": 60}, low=1, help="BinaryConnect training epochs"),
+    "binary_epochs": epochs({"cpu": 5, "gpu": 60}, "BinaryConnect training epochs"),
     "binary_stochastic": Spec(bool, presets={"cpu": False, "gpu": True}, help="also train stochastic BinaryConnect"),
     "binary_lr": Spec(float, 1e-3, low=1e-6, high=10.0, help="BinaryConnect learning rate"),
     "ranks": Spec(list, [4, 16, 64], item=int, low=1, high=4096, help="ranks K of the first layer"),
-    "lowrank_epochs": Spec(int, presets={"cpu": 1, "gpu": 5}, low=0, help="fine-tuning epochs after factorising"),
+    "lowrank_epochs": epochs({"cpu": 1, "gpu": 5}, "fine-tuning epochs after factorising", low=0),
     "n_seeds": Spec(int, presets={"cpu": 3, "gpu": 3}, low=1, high=10,
                     help="seeds for mean ± std (MLP pipeline and CNN int8 variants)"),
     "cnn_model": Spec(str, "cnn-small", choices=CNNS, help="SimpleCNN for int8 static / QAT"),
-    "cnn_epochs": Spec(int, presets={"cpu": 4, "gpu": 30}, low=1, help="training epochs of the float CNN"),
+    "cnn_epochs": epochs({"cpu": 4, "gpu": 30}, "training epochs of the float CNN"),
     "cnn_lr": Spec(float, 3e-3, low=1e-6, high=10.0, help="CNN learning rate (Adam)"),
     "cnn_batch_size": Spec(int, 64, low=1, help="CNN mini-batch size (training and QAT)"),
     "int8_backend": Spec(str, "x86", choices=BACKENDS, help="quantized engine of int8 static / QAT"),
     "int8_observer": Spec(str, "minmax", choices=OBSERVERS, help="activation observer for calibration"),
     "n_calibration": Spec(int, presets={"cpu": 256, "gpu": 1024}, low=1, help="training images for calibration"),
-    "qat_epochs": Spec(int, presets={"cpu": 1, "gpu": 5}, low=1, help="quantization-aware fine-tuning epochs"),
+    "qat_epochs": epochs({"cpu": 1, "gpu": 5}, "quantization-aware fine-tuning epochs"),
     "qat_lr": Spec(float, 3e-4, low=1e-7, high=1.0, help="QAT learning rate"),
     "latency_batch": Spec(int, presets={"cpu": 64, "gpu": 64}, low=1, help="batch size of the int8 kernel timing"),
 }

@@ -2,7 +2,7 @@
 
 In a notebook::
 
-    from nncompress.record import record
+    from nncompress.course.record import record
     record("kd_gain_pts", gain)                       # 2.3
     record("student_kd_acc", f"{m:.1f} ± {s:.1f}")    # a preformatted string
     record("val_acc", acc, fmt=".1%")                 # shown as 81.2%
@@ -10,7 +10,7 @@ In a notebook::
 Inside IPython (Jupyter, papermill) each call displays one output whose mimebundle is::
 
     {"text/plain": "kd_gain_pts = 2.3",
-     "application/vnd.nncompress.record+json": {"name": ..., "value": ..., "text": ...}}
+     "application/vnd.nncompress.course.record+json": {"name": ..., "value": ..., "text": ...}}
 
 so ``python -m nncompress.run`` can read the records back from the executed notebook
 (see :func:`records_from_notebook`).  Outside IPython the line is printed.  Either way
@@ -31,7 +31,7 @@ from fractions import Fraction
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
-MIME = "application/vnd.nncompress.record+json"
+MIME = "application/vnd.nncompress.course.record+json"
 
 _RECORDS: dict[str, Any] = {}
 
@@ -102,7 +102,7 @@ def format_value(value: Any, fmt: str | Callable[[Any], Any] | None = None) -> s
     return str(plain)
 
 
-def _shell():
+def ipython_shell():
     """The running IPython shell, or None (without importing IPython)."""
     ipython = sys.modules.get("IPython")
     if ipython is None:
@@ -125,7 +125,7 @@ def record(name: str, value: Any, *, fmt: str | Callable[[Any], Any] | None = No
     text = format_value(value, fmt)
     _RECORDS[name] = plain
     line = f"{name} = {text}"
-    if _shell() is not None:
+    if ipython_shell() is not None:
         from IPython.display import display
 
         display({"text/plain": line, MIME: {"name": name, "value": plain, "text": text}}, raw=True)

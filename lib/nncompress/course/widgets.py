@@ -18,8 +18,8 @@ def temperature_explorer(logits: torch.Tensor, classes: Sequence[str], *, true_c
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
-    from .distill import softmax_t
-    from .plots import prob_bars
+    from ..distill import softmax_t
+    from ..plots import prob_bars
 
     logits = logits.detach().cpu().float()
 

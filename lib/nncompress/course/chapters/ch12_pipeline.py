@@ -9,43 +9,33 @@ non-zeros, FLOPs, bytes of its real file, CPU latency at batch ``latency_batch``
 GPU preset: the same code on CIFAR-10 (``data_root`` must hold it; nothing is downloaded)
 with SimpleCNN teacher/student pairs and a MobileNet-style DesignNet redesign.
 """
-from ..data import DATASETS
-from ..models import NAMED
-from ..params import Spec, common_specs
+from ...data import DATASETS
+from ..params import Spec
+from .common import MODEL_NAMES, epochs, examples, kd_specs
 
 NOTEBOOK = "12_compression_pipeline"
-
-MODEL_NAMES = tuple(NAMED)
+TITLE = "the compression pipeline"
+TOPIC = "single methods and pipelines (prune → distil → int8, redesign → distil → int8, Deep Compression of a distilled student) in one ledger: accuracy ± std, params, non-zeros, FLOPs, bytes of real files, CPU latency; Pareto frontiers; budget search; which methods compose and why order matters"
 REDESIGNS = ("conv1d-64-sep", "design-separable")
 FINISHES = ("float32", "int8", "huffman")
 
 SPECS = {
-    **common_specs(),
+    **kd_specs(),
     "data": Spec(str, presets={"cpu": "mnist1d", "gpu": "cifar10"}, choices=DATASETS, help="dataset"),
-    "n_train": Spec(int, presets={"cpu": 5000, "gpu": 50000}, low=100, help="training-set size (teacher sees all)"),
-    "n_test": Spec(int, presets={"cpu": 1000, "gpu": 10000}, low=100, help="test-set size"),
-    "n_val": Spec(int, presets={"cpu": 500, "gpu": 5000}, low=50, help="validation samples held out of training"),
-    "n_labelled": Spec(int, presets={"cpu": 4500, "gpu": 45000}, low=10,
-                       help="labelled examples available for compression (default: the whole training set)"),
+    "n_labelled": examples({"cpu": 4500, "gpu": 45000},
+                           "labelled examples available for compression (default: the whole training set)"),
     "teacher": Spec(str, presets={"cpu": "conv1d-64", "gpu": "cnn-large"}, choices=MODEL_NAMES, help="teacher"),
     "student": Spec(str, presets={"cpu": "conv1d-16", "gpu": "cnn-small"}, choices=MODEL_NAMES,
                     help="small student for KD"),
     "redesign": Spec(str, presets={"cpu": "conv1d-64-sep", "gpu": "design-separable"}, choices=REDESIGNS,
                      help="MobileNet-style redesign of the teacher (depthwise-separable convolutions)"),
-    "teacher_epochs": Spec(int, presets={"cpu": 30, "gpu": 200}, low=1, help="teacher training epochs"),
+    "teacher_epochs": epochs({"cpu": 30, "gpu": 200}, "teacher training epochs"),
     "teacher_lr": Spec(float, presets={"cpu": 1e-2, "gpu": 0.05}, low=1e-6, high=10.0, help="teacher learning rate"),
-    "student_epochs": Spec(int, presets={"cpu": 20, "gpu": 200}, low=1, help="epochs of models trained from scratch"),
-    "lr": Spec(float, presets={"cpu": 2e-2, "gpu": 0.05}, low=1e-6, high=10.0, help="learning rate of new models"),
-    "finetune_epochs": Spec(int, presets={"cpu": 12, "gpu": 30}, low=1,
-                            help="fine-tuning epochs after pruning / for centroids"),
+    "student_epochs": epochs({"cpu": 20, "gpu": 200}, "epochs of models trained from scratch"),
+    "finetune_epochs": epochs({"cpu": 12, "gpu": 30}, "fine-tuning epochs after pruning / for centroids"),
     "finetune_lr": Spec(float, presets={"cpu": 1e-2, "gpu": 0.01}, low=1e-7, high=1.0, help="fine-tuning learning rate"),
-    "batch_size": Spec(int, presets={"cpu": 100, "gpu": 128}, low=1, help="mini-batch size"),
-    "optimizer": Spec(str, presets={"cpu": "adam", "gpu": "sgd"}, choices=("adam", "sgd", "adamw"), help="optimizer"),
-    "weight_decay": Spec(float, presets={"cpu": 0.0, "gpu": 5e-4}, low=0.0, high=1.0, help="weight decay"),
     "schedule": Spec(str, presets={"cpu": "cosine", "gpu": "cosine"}, choices=("constant", "cosine", "step"),
                      help="LR schedule"),
-    "temperature": Spec(float, 4.0, low=0.05, high=100.0, help="KD temperature T"),
-    "alpha": Spec(float, 0.9, low=0.0, high=1.0, help="weight of the soft (KD) term"),
     "channel_ratio": Spec(float, 0.75, low=0.05, high=0.95, help="fraction of channels removed by structured pruning"),
     "sparsity": Spec(float, 0.8, low=0.0, high=0.995, help="Deep Compression of the teacher: fraction of weights pruned"),
     "student_sparsity": Spec(float, 0.6, low=0.0, high=0.995,
@@ -67,5 +57,4 @@ SPECS = {
     "max_loss_pts": Spec(float, 1.0, low=0.0, high=100.0, help="accuracy loss allowed against the teacher (points)"),
     "latency_batch": Spec(int, presets={"cpu": 256, "gpu": 256}, low=1, help="batch size of latency measurements"),
     "latency_repeats": Spec(int, presets={"cpu": 15, "gpu": 50}, low=3, help="timed calls per latency measurement"),
-    "n_seeds": Spec(int, presets={"cpu": 3, "gpu": 3}, low=1, high=20, help="seeds for mean ± std"),
 }
