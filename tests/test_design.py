@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nncompress import design
+from nncompress import design, models
 from nncompress.metrics import count_flops, count_params
 
 torch.set_num_threads(1)
@@ -84,11 +84,6 @@ def test_squeezenet_fire2_matches_paper_table():
     assert design.fire_params(96, 16, 64, 64) == 11920
 
 
-@pytest.mark.parametrize("cin,cout,rank", [(784, 300, 32), (100, 100, 10)])
-def test_low_rank_counts(cin, cout, rank):
-    assert count_params(design.LowRankLinear(cin, cout, rank)) == design.low_rank_params(cin, cout, rank)
-
-
 @pytest.mark.parametrize("block", design.BLOCKS)
 def test_design_net_is_a_feature_model(block):
     net = design.DesignNet(block=block, widths=(16, 32), strides=(1, 2))
@@ -122,9 +117,20 @@ def test_scale_channels_rounds_like_make_divisible():
 
 
 def test_build_rejects_unknown_settings():
-    assert isinstance(design.build({"arch": "design", "block": "fire"}), design.DesignNet)
+    assert isinstance(models.build({"arch": "design", "block": "fire"}), design.DesignNet)
     with pytest.raises(ValueError, match="widht"):
-        design.build({"widht": [8]})
+        models.build({"arch": "design", "widht": [8]})
+
+
+def test_for_data_fills_the_data_and_refuses_another_family():
+    class _Splits:
+        num_classes, input_shape = 7, (1, 32, 32)
+
+    net = design.for_data({"block": "shuffle", "widths": [16, 32], "strides": [1, 2]}, _Splits())
+    assert net.head.out_features == 7 and net.stem[0].in_channels == 1
+    assert models.build(net.arch_config()).arch_config() == net.arch_config()
+    with pytest.raises(ValueError, match="arch='cnn'"):
+        design.for_data({"arch": "cnn"}, _Splits())
 
 
 def test_mobilenet_v2_flops_and_params_match_the_paper():

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from nncompress import early_exit as ee
+from nncompress import early_exit as ee, models
 from nncompress.data.device import DeviceData
 from nncompress.train import fit
 
@@ -17,10 +17,14 @@ CONFIGS = {
 }
 
 
+def _build(cfg):
+    return models.build({"arch": "multi-exit", **cfg})
+
+
 def _model(kind, seed=0):
     torch.manual_seed(seed)
     cfg, shape = CONFIGS[kind]
-    m = ee.build(cfg).eval()
+    m = _build(cfg).eval()
     # sharpen the untrained heads a little so that the exits disagree in confidence
     with torch.no_grad():
         for head in m.exits:
@@ -143,7 +147,7 @@ def test_joint_training_learns_every_exit():
     x = torch.randn(400, 40, generator=g)
     y = (x[:, :20].mean(1) > 0).long() + 2 * (x[:, 20:].mean(1) > 0).long()
     data = DeviceData(x, y, name="toy")
-    m = ee.build({"backbone": "conv1d", "widths": [8, 8], "num_classes": 4})
+    m = _build({"backbone": "conv1d", "widths": [8, 8], "num_classes": 4})
     fit(m, data, dict(epochs=15, batch_size=50, lr=1e-2), objective=ee.multi_exit_objective(),
         device="cpu", progress=False)
     acc = (ee.all_exit_logits(m, data, device="cpu").argmax(-1) == y).float().mean(1)
@@ -151,12 +155,12 @@ def test_joint_training_learns_every_exit():
 
 
 def test_single_exit_and_bad_configs():
-    m = ee.build({"backbone": "conv1d", "widths": [8, 16], "num_classes": 3, "exit_after": [-1]})
+    m = _build({"backbone": "conv1d", "widths": [8, 16], "num_classes": 3, "exit_after": [-1]})
     assert m.num_exits == 1 and m(torch.randn(2, 40)).shape == (2, 3)
     with pytest.raises(ValueError, match="backbone='mlp'"):
-        ee.build({"backbone": "mlp", "num_classes": 3})
+        _build({"backbone": "mlp", "num_classes": 3})
     with pytest.raises(ValueError, match="exit_after"):
-        ee.build({"widths": [8, 8], "num_classes": 3, "exit_after": [0]})
+        _build({"widths": [8, 8], "num_classes": 3, "exit_after": [0]})
     with pytest.raises(ValueError, match="criterion='margin'"):
         ee.exit_scores(torch.randn(2, 3), "margin")
     assert ee.max_entropy(10) == pytest.approx(math.log(10))

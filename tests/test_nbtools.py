@@ -68,6 +68,7 @@ def test_problems_lists_cells():
     assert "notebook metadata 'papermill'" in found
 
 
+@pytest.mark.slow
 def test_strip_and_check_cli(tmp_path, capsys):
     path = tmp_path / "nb.ipynb"
     nbformat.write(dirty_notebook(), str(path))
@@ -91,6 +92,7 @@ def test_strip_and_check_cli(tmp_path, capsys):
     assert nbtools.main(["check", str(tmp_path / "missing.ipynb")]) == 2
 
 
+@pytest.mark.slow
 def test_store_executes_and_keeps_marked_outputs(tmp_path, capsys):
     path = tmp_path / "nb.ipynb"
     nb = new_notebook(cells=[

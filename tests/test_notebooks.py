@@ -48,6 +48,11 @@ def test_notebook_executes_in_default_preset(notebook, tmp_path, course_cache, m
     assert result.peak_rss_mb is not None and result.peak_rss_mb < 2048, \
         f"kernel peak memory {result.peak_rss_mb} MiB (goal: <= 2 GiB so the course runs on a laptop)"
     assert (out / "summary.json").exists() and (out / "summary.md").exists()
+    from nncompress.course.claims import failed_expected
+
+    broken = failed_expected(result.claims)
+    assert not broken, "claims the chapter expects to hold did not hold in this run:\n" + "\n".join(
+        f"- {c['text']} ({c['evidence']})" for c in broken)
 
 
 def test_offline_guard_blocks_the_network():

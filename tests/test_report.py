@@ -176,3 +176,25 @@ def test_frontier_of_chapter_12_comes_first(run_dir, tmp_path):
 
 def test_no_frontier_section_without_chapter_12(run_dir):
     assert "compression frontier" not in report.write_report(run_dir).read_text()
+
+
+def test_claims_are_listed_in_summary_and_report(tmp_path):
+    """Each chapter's checked claims appear with held / did not hold in summary.md and report.md."""
+    from nncompress.course import report as rep
+
+    claims = [{"text": "KD beats scratch", "holds": True, "evidence": "+5.0 pts, 95 % CI [+1.0, +9.0], n = 5",
+               "expected": True},
+              {"text": "AT beats KD", "holds": False, "evidence": "-0.5 pts, 95 % CI [-3.0, +2.0], n = 5",
+               "expected": False},
+              {"text": "SP beats KD", "holds": False, "evidence": "n = 5", "expected": True}]
+    summary = {"environment": {"preset": "cpu", "started": "s", "finished": "f"},
+               "notebooks": [{"notebook": "01_x.ipynb", "status": "ok", "seconds": 3.0, "records": {},
+                              "claims": claims}]}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    md = rep.summary_markdown(summary)
+    assert "## Checked claims (1 of 3 held)" in md
+    assert "- held: KD beats scratch — +5.0 pts" in md
+    assert "- did not hold: AT beats KD" in md
+    assert "- **did not hold (expected to)**: SP beats KD" in md
+    text = rep.write_report(tmp_path).read_text()
+    assert "Checked claims: 1 of 3 held in this run." in text and "**did not hold (expected to)**: SP beats KD" in text

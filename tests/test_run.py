@@ -42,7 +42,9 @@ OK_CELLS = (
     "record('x', x * 1.5)\n"
     "record('label', '81.2 ± 0.9')\n"
     "record('cwd', os.getcwd())\n"
-    "record('tqdm_disable', os.environ.get('TQDM_DISABLE'))",
+    "record('tqdm_disable', os.environ.get('TQDM_DISABLE'))\n"
+    "import nncompress as nc\n"
+    "nc.claim('x is positive', holds=x > 0, evidence=f'x = {x}')",
 )
 
 
@@ -162,6 +164,7 @@ def test_preset_conflict(tmp_path, fake_chapters):
         run.run_notebooks([nb], preset="tpu", out=tmp_path / "o")
 
 
+@pytest.mark.slow
 def test_unknown_parameter_real_chapter_cli(tmp_path):
     """Against the real registry, through the real CLI: every course notebook has a chapter."""
     notebooks = run.default_notebooks()
@@ -177,6 +180,7 @@ def test_unknown_parameter_real_chapter_cli(tmp_path):
 
 # --------------------------------------------------------------------------- executing
 
+@pytest.mark.slow
 def test_run_notebooks_api(tmp_path):
     ok = make_nb(tmp_path / "ok.ipynb", *OK_CELLS)
     nothing = make_nb(tmp_path / "nothing.ipynb")                   # parameters cell only
@@ -217,6 +221,7 @@ def test_run_notebooks_api(tmp_path):
     assert first["notebook"] == "ok.ipynb" and first["status"] == "ok"
     assert first["parameters"] == {"x": 4} and first["records"]["x"] == 6.0
     assert first["seconds"] > 1
+    assert first["claims"] == [{"text": "x is positive", "holds": True, "evidence": "x = 4", "expected": True}]
 
     md = (out / "summary.md").read_text()
     assert "| notebook | status | seconds | key records |" in md
@@ -224,6 +229,7 @@ def test_run_notebooks_api(tmp_path):
     assert "| nothing | ran-nothing |" in md
 
 
+@pytest.mark.slow
 def test_timeout(tmp_path):
     slow = make_nb(tmp_path / "slow.ipynb", "import time\ntime.sleep(120)")
     [result] = run.run_notebooks([slow], out=tmp_path / "out", timeout=4, progress=False,
@@ -235,6 +241,7 @@ def test_timeout(tmp_path):
     assert summary["notebooks"][0]["status"] == "timeout"
 
 
+@pytest.mark.slow
 def test_cli_parallel_with_failure(tmp_path):
     ok = make_nb(tmp_path / "ok.ipynb", *OK_CELLS)
     err = make_nb(tmp_path / "err.ipynb", "raise ValueError('boom\\nmore detail')")
@@ -286,6 +293,7 @@ def test_write_grid_table(tmp_path):
     assert json.loads((tmp_path / "grid.json").read_text())[1]["error"] == "boom"
 
 
+@pytest.mark.slow
 def test_cli_grid_runs_every_point(tmp_path):
     nb = make_nb(tmp_path / "g.ipynb", "import time\ntime.sleep(1.1)", "from nncompress.course.record import record\nrecord('twice', 2 * x)")
     out = tmp_path / "out"

@@ -120,6 +120,7 @@ def test_repeated_grid_name_is_an_error(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- honest summaries
 
+@pytest.mark.slow
 def test_old_summary_never_left_beside_new_output(tmp_path):
     out = tmp_path / "out"
     (out / "executed").mkdir(parents=True)

@@ -16,6 +16,10 @@ still get all of it.
 * Self-distillation from the final exit into the earlier ones (Zhang et al. 2019, "Be Your
   Own Teacher"; Phuong & Lampert 2019): :func:`multi_exit_objective` with ``kd_alpha > 0``.
 
+The network (:class:`MultiExitNet`) lives with the other model families
+(:mod:`nncompress.models.multi_exit`; built by :func:`nncompress.models.build` with
+``arch="multi-exit"``) and is re-exported here.
+
 Cost accounting: :func:`exit_costs` counts the FLOPs of every stage and every exit head once
 with PyTorch's flop counter (``torch.utils.flop_counter``, 2 FLOPs per multiply-add); a sample
 that leaves at exit ``j`` costs ``sum_{i <= j} (stage_i + exit_i)`` - the heads of the exits
@@ -30,125 +34,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import models
+from .models.multi_exit import BACKBONES, MultiExitNet
+
 CRITERIA = ("confidence", "entropy")
-BACKBONES = ("conv1d", "cnn")
 
 
 # --------------------------------------------------------------------------- the network
 
-class MultiExitNet(nn.Module):
-    """Stages with a classifier after each (or after those in ``exit_after``).
-
-    ``model(x)`` returns the final exit's logits (so :func:`nncompress.train.evaluate`
-    works); ``model(x, return_features=True)`` returns ``(logits, {"exit1": ..., ...})``;
-    :meth:`forward_all` returns the list of every exit's logits.
-    """
-
-    def __init__(self, stages: Sequence[nn.Module], exits: Sequence[nn.Module], exit_after: Sequence[int]):
-        super().__init__()
-        if len(exits) != len(exit_after) or not exits:
-            raise ValueError(f"exit_after={list(exit_after)} must name one stage per exit ({len(exits)} exits)")
-        if list(exit_after) != sorted(set(exit_after)) or exit_after[-1] != len(stages) - 1:
-            raise ValueError(f"exit_after={list(exit_after)} must be increasing and end at the last stage "
-                             f"({len(stages) - 1})")
-        self.stages = nn.ModuleList(stages)
-        self.exits = nn.ModuleList(exits)
-        self.exit_after = tuple(int(i) for i in exit_after)
-        self.feature_names = tuple(f"exit{j + 1}" for j in range(len(exits)))
-
-    @property
-    def num_exits(self) -> int:
-        return len(self.exits)
-
-    def segments(self) -> list[nn.Sequential]:
-        """The backbone cut into one piece per exit: piece ``j`` runs the stages after exit
-        ``j-1`` up to and including the stage exit ``j`` is attached to."""
-        out, start = [], 0
-        for end in self.exit_after:
-            out.append(nn.Sequential(*self.stages[start:end + 1]))
-            start = end + 1
-        return out
-
-    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
-        for seg, head in zip(self.segments(), self.exits):
-            x = seg(x)
-            outs.append(head(x))
-        return outs
-
-    def forward(self, x, return_features: bool = False):
-        outs = self.forward_all(x)
-        if return_features:
-            return outs[-1], dict(zip(self.feature_names, outs))
-        return outs[-1]
-
-
-def _stage(backbone: str, cin: int, cout: int, first: bool) -> nn.Module:
-    if backbone == "conv1d":
-        return nn.Sequential(nn.Conv1d(cin, cout, 5, stride=2, padding=2, bias=False),
-                             nn.BatchNorm1d(cout), nn.ReLU(inplace=True))
-    layers = [] if first else [nn.MaxPool2d(2)]
-    layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
-
-
-class _Unsqueeze(nn.Module):
-    """``(N, L)`` -> ``(N, 1, L)`` for 1-D signals (MNIST-1D)."""
-
-    def forward(self, x):
-        return x[:, None, :] if x.dim() == 2 else x
-
-
-def _exit_head(backbone: str, cin: int, num_classes: int, pool: int) -> nn.Module:
-    if backbone == "conv1d":
-        return nn.Sequential(nn.AdaptiveAvgPool1d(pool), nn.Flatten(), nn.Linear(cin * pool, num_classes))
-    return nn.Sequential(nn.AdaptiveAvgPool2d(pool), nn.Flatten(), nn.Linear(cin * pool * pool, num_classes))
-
-
-def build(config: dict) -> MultiExitNet:
-    """A multi-exit network from a JSON-able config, e.g.
-    ``{"backbone": "conv1d", "widths": [16, 32, 64], "num_classes": 10}``.
-
-    * ``backbone``: ``"conv1d"`` (stride-2 conv1d-BN-ReLU stages, for MNIST-1D) or ``"cnn"``
-      (conv-BN-ReLU stages with 2x2 max-pooling between, for 32x32 images);
-    * ``widths``: channels of each stage; ``in_channels`` (default 1 / 3);
-    * ``exit_after``: stage indices with an exit (default: every stage; ``[-1]`` for the
-      last only, i.e. an ordinary single-exit network);
-    * ``exit_pool``: each exit head average-pools to ``exit_pool`` positions per spatial
-      dimension, flattens and applies a linear layer (default 4 for conv1d, 1 for cnn).
-    """
-    cfg = dict(config)
-    allowed = ("backbone", "widths", "num_classes", "in_channels", "exit_after", "exit_pool")
-    unknown = sorted(set(cfg) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown multi-exit setting(s) {unknown}; allowed: {', '.join(allowed)}")
-    backbone = cfg.get("backbone", "conv1d")
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone={backbone!r} is not allowed: expected one of {', '.join(BACKBONES)}")
-    widths = list(cfg.get("widths", (16, 32, 64)))
-    if not widths:
-        raise ValueError("widths=[] is not allowed: expected at least one stage")
-    n = len(widths)
-    exit_after = [i % n for i in cfg.get("exit_after", range(n))]
-    pool = cfg.get("exit_pool", 4 if backbone == "conv1d" else 1)
-    cin = cfg.get("in_channels", 1 if backbone == "conv1d" else 3)
-    stages = []
-    for i, w in enumerate(widths):
-        stages.append(_stage(backbone, cin, w, i == 0))
-        cin = w
-    if backbone == "conv1d":
-        stages[0] = nn.Sequential(_Unsqueeze(), *stages[0])
-    exits = [_exit_head(backbone, widths[i], cfg["num_classes"], pool) for i in exit_after]
-    return MultiExitNet(stages, exits, exit_after)
-
-
 def for_data(config: dict, splits) -> MultiExitNet:
-    """:func:`build` with ``num_classes`` (and ``in_channels`` for images) from ``splits``."""
-    cfg = dict(config)
-    cfg.setdefault("num_classes", splits.num_classes)
-    if len(splits.input_shape) == 3:
-        cfg.setdefault("in_channels", splits.input_shape[0])
-    return build(cfg)
+    """:func:`nncompress.models.for_data` for a multi-exit config (``arch`` may be left out;
+    see :func:`nncompress.models.multi_exit_net` for the settings): ``num_classes`` (and
+    ``in_channels`` for images) from ``splits``."""
+    cfg = {"arch": "multi-exit", **config}
+    if cfg["arch"] != "multi-exit":
+        raise ValueError(f"arch={cfg['arch']!r} is not allowed here: expected 'multi-exit' (or no arch)")
+    return models.for_data(cfg, splits)
 
 
 # --------------------------------------------------------------------------- training
@@ -265,16 +166,23 @@ def apply_rule(all_logits: torch.Tensor, threshold: float, criterion: str = "con
     return exit_idx, preds
 
 
-@torch.no_grad()
+class AllExits(nn.Module):
+    """``x -> (N, E, C)``: every exit's logits of a :class:`MultiExitNet`, stacked per sample
+    (so the batched prediction of :func:`nncompress.train.predict` collects them all)."""
+
+    def __init__(self, net: MultiExitNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return torch.stack(self.net.forward_all(x), 1)
+
+
 def all_exit_logits(model: MultiExitNet, data, *, device="auto", batch_size: int = 1024) -> torch.Tensor:
     """Every exit's logits on every sample of ``data``: a CPU tensor ``(E, N, C)``."""
-    from .train import _iter_batches, select_device
+    from .train import predict
 
-    device = select_device(device)
-    model.to(device).eval()
-    outs = [torch.stack(model.forward_all(b[0])).float().cpu()
-            for b in _iter_batches(data, batch_size, False, None, device)]
-    return torch.cat(outs, 1)
+    return predict(AllExits(model), data, device=device, batch_size=batch_size).transpose(0, 1).contiguous()
 
 
 @torch.no_grad()
@@ -348,6 +256,6 @@ def max_entropy(num_classes: int) -> float:
     return math.log(num_classes)
 
 
-__all__ = ["CRITERIA", "BACKBONES", "MultiExitNet", "build", "for_data", "multi_exit_objective", "get_or_train",
+__all__ = ["CRITERIA", "BACKBONES", "MultiExitNet", "for_data", "multi_exit_objective", "get_or_train",
            "exit_costs", "exit_scores", "apply_rule", "all_exit_logits", "early_exit_predict", "sweep",
            "overthinking", "max_entropy"]

@@ -15,6 +15,13 @@ A weight matrix after pruning and weight sharing is stored as
 :func:`save_compressed` writes magic, version, a JSON header, the per-tensor payloads and a
 CRC-32 of everything before it; :func:`load_compressed` verifies magic, version, length and
 checksum first, so a damaged or truncated file raises :class:`CorruptFile` - never a wrong model.
+A file that passes the CRC (written by a buggy or hostile writer) is then validated as a
+structure *before anything is allocated*: the header's fields and types, every kind and stage
+(unknown ones are rejected), every part length against what its count and width imply and
+against the bytes actually present, the decoded size against :data:`MAX_ELEMENTS`, every
+Huffman table for being a complete prefix code (Kraft sum = 1), every sparse index, cluster
+code and padding bit.  Each failure is a :class:`CorruptFile` naming the file, the tensor and
+what is wrong; so is a file whose tensors do not fit the model it is loaded into.
 
 Why a hand-written Huffman coder: the canonical code is ~60 lines here (:class:`Huffman`),
 fully unit-tested (round trip, prefix-freeness, optimality bound H <= L < H + 1).  The
@@ -32,6 +39,7 @@ import math
 import struct
 import zlib
 from collections import Counter
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -42,6 +50,18 @@ import torch.nn as nn
 MAGIC = b"NNCZ"
 VERSION = 1
 STAGES = ("sparse", "quantized", "huffman")
+#: Number of payload parts of each tensor kind (the kinds a stage may use: ``raw`` + its own).
+KIND_PARTS = {"raw": 1, "sparse": 2, "quantized": 3, "huffman": 5}
+#: Largest decoded model a file may declare, in float32 elements over all tensors (1 GiB).
+MAX_ELEMENTS = 2**28
+MAX_DIMS = 8
+MAX_FIXED_BITS = 32      # index_bits / bits of the fixed-width streams
+MAX_CODE_LENGTH = 64     # longest Huffman code accepted
+_HEADER_KEYS = {"stage", "tensors"}
+_ENTRY_KEYS = {"raw": {"name", "shape", "kind", "parts"},
+               "sparse": {"name", "shape", "kind", "parts", "index_bits", "entries"},
+               "quantized": {"name", "shape", "kind", "parts", "index_bits", "bits", "entries", "codebook"},
+               "huffman": {"name", "shape", "kind", "parts", "entries", "codebook"}}
 
 
 class CorruptFile(ValueError):
@@ -61,11 +81,31 @@ def pack_fixed(values, bits: int) -> bytes:
 
 
 def unpack_fixed(data: bytes, bits: int, count: int) -> np.ndarray:
-    b = np.unpackbits(np.frombuffer(data, dtype=np.uint8))[: count * bits]
-    if b.size < count * bits:
-        raise CorruptFile("fixed-width stream shorter than its declared length")
+    """Inverse of :func:`pack_fixed`: ``count`` ints of ``bits`` bits from ``data``.
+
+    Raises :class:`CorruptFile` if ``data`` is shorter than ``count * bits`` bits or longer
+    than the ``ceil(count * bits / 8)`` bytes :func:`pack_fixed` writes, or if a padding bit
+    is set.  Decodes in chunks, so the int64 intermediate stays small.
+    """
+    if not 1 <= bits <= 63 or count < 0:
+        raise ValueError(f"bits={bits!r}, count={count!r}: expected 1 <= bits <= 63 and count >= 0")
+    need = -(-count * bits // 8)
+    if len(data) < need:
+        raise CorruptFile(f"fixed-width stream of {len(data)} bytes is shorter than its declared length "
+                          f"({count} x {bits} bits = {need} bytes)")
+    if len(data) > need:
+        raise CorruptFile(f"fixed-width stream of {len(data)} bytes is longer than its declared length "
+                          f"({count} x {bits} bits = {need} bytes)")
+    b = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    if b[count * bits:].any():
+        raise CorruptFile("fixed-width stream has non-zero padding bits")
     weights = (1 << np.arange(bits - 1, -1, -1, dtype=np.int64))
-    return (b.reshape(count, bits).astype(np.int64) * weights).sum(1)
+    out = np.empty(count, dtype=np.int64)
+    step = 1 << 16
+    for start in range(0, count, step):
+        n = min(step, count - start)
+        out[start:start + n] = b[start * bits:(start + n) * bits].reshape(n, bits).astype(np.int64) @ weights
+    return out
 
 
 # --------------------------------------------------------------------------- Huffman
@@ -80,6 +120,8 @@ class Huffman:
 
     def __init__(self, lengths: Mapping[int, int]):
         self.lengths = {int(s): int(n) for s, n in lengths.items() if n > 0}
+        if kraft_excess(self.lengths.values()) > 0:
+            raise ValueError(f"code lengths {self.lengths} are not a prefix code: their Kraft sum exceeds 1")
         self.codes: dict[int, tuple[int, int]] = {}
         code, prev = 0, 0
         for sym, n in sorted(self.lengths.items(), key=lambda kv: (kv[1], kv[0])):
@@ -116,6 +158,13 @@ class Huffman:
         return np.packbits(bits).tobytes(), len(bitstr)
 
     def decode(self, data: bytes, count: int) -> list[int]:
+        """The ``count`` symbols coded in ``data`` (as written by :meth:`encode`).
+
+        Raises :class:`CorruptFile` if the stream ends early, holds an invalid code, or has
+        more than the zero padding of its last byte after the ``count``-th symbol.
+        """
+        if count > 8 * len(data) and count > 0:
+            raise CorruptFile(f"Huffman stream of {len(data)} bytes cannot hold {count} symbols")
         bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)).tolist()
         out, code, n, i = [], 0, 0, 0
         table, maxlen = self._decode, max(self.lengths.values(), default=0)
@@ -127,6 +176,9 @@ class Huffman:
             if sym is not None:
                 out.append(sym)
                 code, n = 0, 0
+        if len(data) != -(-i // 8) or any(bits[i:]):
+            raise CorruptFile(f"Huffman stream has {len(bits) - i} bits after its {count} symbols "
+                              "(expected only the zero padding of the last byte)")
         return out
 
     def mean_length(self, data) -> float:
@@ -139,9 +191,35 @@ class Huffman:
 
     @classmethod
     def from_table(cls, data: bytes) -> "Huffman":
+        """Read :meth:`table_bytes`; raises :class:`CorruptFile` unless it is a canonical table of a
+        complete prefix code: symbols strictly increasing, lengths in ``1..MAX_CODE_LENGTH`` and
+        Kraft sum ``sum 2**-l == 1`` (a lone symbol has length 1, as :meth:`fit` writes)."""
         if len(data) % 3:
-            raise CorruptFile("bad Huffman table")
-        return cls(dict(struct.unpack("<HB", data[i:i + 3]) for i in range(0, len(data), 3)))
+            raise CorruptFile(f"bad Huffman table: {len(data)} bytes is not a multiple of 3")
+        pairs = [struct.unpack_from("<HB", data, i) for i in range(0, len(data), 3)]
+        syms = [sym for sym, _ in pairs]
+        if any(b <= a for a, b in zip(syms, syms[1:])):
+            raise CorruptFile("bad Huffman table: symbols are not strictly increasing (duplicated or unsorted)")
+        lengths = [n for _, n in pairs]
+        if any(not 1 <= n <= MAX_CODE_LENGTH for n in lengths):
+            raise CorruptFile(f"bad Huffman table: a code length is outside 1..{MAX_CODE_LENGTH}")
+        if len(lengths) == 1:
+            if lengths[0] != 1:
+                raise CorruptFile(f"bad Huffman table: a lone symbol must have length 1, not {lengths[0]}")
+        elif lengths and kraft_excess(lengths) != 0:
+            what = "not a prefix code" if kraft_excess(lengths) > 0 else "an incomplete code"
+            raise CorruptFile(f"bad Huffman table: {what} (Kraft sum of its code lengths != 1)")
+        return cls(dict(pairs))
+
+
+def kraft_excess(lengths: Iterable[int]) -> Fraction:
+    """``sum_i 2**-l_i - 1`` (exact): > 0 means no prefix code has these lengths (Kraft 1949),
+    0 a complete prefix code (every bit string decodes), < 0 an incomplete one."""
+    lengths = list(lengths)
+    if not lengths:
+        return Fraction(-1)
+    top = max(lengths)
+    return Fraction(sum(1 << (top - n) for n in lengths), 1 << top) - 1
 
 
 def entropy_bits(data) -> float:
@@ -176,12 +254,24 @@ def csr_encode(codes: np.ndarray, index_bits: int) -> tuple[np.ndarray, np.ndarr
     return np.array(out_g, dtype=np.int64), np.array(out_v, dtype=np.int64)
 
 
+def csr_positions(gaps, size: int) -> np.ndarray:
+    """Flat positions of the relative-index entries ``gaps``; :class:`CorruptFile` if a gap is
+    negative or an entry lies outside a tensor of ``size`` elements."""
+    gaps = np.asarray(gaps, dtype=np.int64)
+    if gaps.size and gaps.min() < 0:
+        raise CorruptFile("negative sparse index gap")
+    pos = np.cumsum(gaps + 1) - 1
+    if pos.size and pos[-1] >= size:
+        raise CorruptFile(f"sparse indices point outside the tensor (entry at {int(pos[-1])}, size {size})")
+    return pos
+
+
 def csr_decode(gaps, values, size: int) -> np.ndarray:
     """Inverse of :func:`csr_encode`: the flat code array of length ``size``."""
-    gaps, values = np.asarray(gaps, dtype=np.int64), np.asarray(values, dtype=np.int64)
-    pos = np.cumsum(gaps + 1) - 1
-    if pos.size and (pos[-1] >= size or pos[0] < 0):
-        raise CorruptFile("sparse indices point outside the tensor")
+    pos = csr_positions(gaps, size)
+    values = np.asarray(values, dtype=np.int64)
+    if len(values) != len(pos):
+        raise CorruptFile(f"{len(pos)} sparse indices but {len(values)} values")
     out = np.zeros(size, dtype=np.int64)
     out[pos] = values
     return out
@@ -291,8 +381,134 @@ def compressible_names(sd: Mapping[str, torch.Tensor], model: nn.Module) -> list
     return [k for k in sd if k in names]
 
 
+def _check_int(value, lo: int, hi: int, what: str) -> int:
+    if type(value) is not int or not lo <= value <= hi:
+        raise CorruptFile(f"{what}={value!r} is not an int in [{lo}, {hi}]")
+    return value
+
+
+def _nbytes(count: int, bits: int) -> int:
+    return -(-count * bits // 8)
+
+
+def _check_entry(e, stage: str, index: int) -> tuple[str, int]:
+    """Validate one header entry (types, kind, sizes of its parts) without touching the payload.
+    Returns ``(name, number of elements)``; raises ``CorruptFile`` (message without the file)."""
+    if not isinstance(e, dict):
+        raise CorruptFile(f"tensor {index} is a {type(e).__name__}, not an object")
+    name = e.get("name")
+    if not isinstance(name, str) or not name:
+        raise CorruptFile(f"tensor {index} has no name")
+    kind = e.get("kind")
+    allowed = ("raw", stage)
+    if kind not in allowed:
+        raise CorruptFile(f"tensor {name!r}: kind={kind!r} is not allowed in a {stage!r} file "
+                          f"(expected one of {', '.join(allowed)})")
+    extra = set(e) - _ENTRY_KEYS[kind]
+    missing = _ENTRY_KEYS[kind] - set(e)
+    if extra or missing:
+        raise CorruptFile(f"tensor {name!r} ({kind}): unexpected fields {sorted(extra)}, missing {sorted(missing)}")
+    shape = e["shape"]
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS:
+        raise CorruptFile(f"tensor {name!r}: shape={shape!r} is not a list of at most {MAX_DIMS} ints")
+    for d in shape:
+        _check_int(d, 0, MAX_ELEMENTS, f"tensor {name!r}: a dimension of shape {shape}: dimension")
+    size = math.prod(shape)
+    if size > MAX_ELEMENTS:
+        raise CorruptFile(f"tensor {name!r}: shape {shape} has {size} elements, more than the "
+                          f"{MAX_ELEMENTS} this reader accepts")
+    parts = e["parts"]
+    if not isinstance(parts, list) or len(parts) != KIND_PARTS[kind] or any(type(n) is not int for n in parts):
+        raise CorruptFile(f"tensor {name!r}: parts={parts!r} is not a list of {KIND_PARTS[kind]} ints")
+    if kind == "raw":
+        expected = [4 * size]
+    else:
+        entries = _check_int(e["entries"], 0, size, f"tensor {name!r}: entries")
+        if kind == "sparse":
+            ib = _check_int(e["index_bits"], 1, MAX_FIXED_BITS, f"tensor {name!r}: index_bits")
+            expected = [_nbytes(entries, ib), 4 * entries]
+        elif kind == "quantized":
+            ib = _check_int(e["index_bits"], 1, MAX_FIXED_BITS, f"tensor {name!r}: index_bits")
+            b = _check_int(e["bits"], 1, MAX_FIXED_BITS, f"tensor {name!r}: bits")
+            k = _check_int(e["codebook"], 1, 2**b, f"tensor {name!r}: codebook")
+            expected = [4 * k, _nbytes(entries, ib), _nbytes(entries, b)]
+        else:  # huffman: the coded streams have no fixed length, only bounds
+            k = _check_int(e["codebook"], 1, 2**16, f"tensor {name!r}: codebook")
+            for t in (1, 3):
+                if parts[t] % 3:
+                    raise CorruptFile(f"tensor {name!r}: Huffman table of {parts[t]} bytes is not a multiple of 3")
+            for t in (2, 4):
+                if not _nbytes(entries, 1) <= parts[t] <= _nbytes(entries, MAX_CODE_LENGTH):
+                    raise CorruptFile(f"tensor {name!r}: a Huffman stream of {parts[t]} bytes cannot hold "
+                                      f"exactly {entries} codes of 1..{MAX_CODE_LENGTH} bits")
+            expected = [4 * k, *parts[1:]]
+    if parts != expected:
+        raise CorruptFile(f"tensor {name!r} ({kind}, shape {shape}): part lengths {parts}, expected {expected}")
+    return name, size
+
+
+def _parse_header(body: bytes, hlen: int) -> dict:
+    if hlen > len(body) - 9:
+        raise CorruptFile(f"header length {hlen} exceeds the {len(body) - 9} bytes after it")
+    try:
+        header = json.loads(body[9:9 + hlen])
+    except (ValueError, RecursionError) as exc:
+        raise CorruptFile(f"unreadable header ({exc})") from None
+    if not isinstance(header, dict) or set(header) != _HEADER_KEYS:
+        raise CorruptFile(f"header must be an object with exactly the fields {sorted(_HEADER_KEYS)}")
+    if header["stage"] not in STAGES:
+        raise CorruptFile(f"stage={header['stage']!r} is unknown: expected one of {', '.join(STAGES)}")
+    if not isinstance(header["tensors"], list):
+        raise CorruptFile("header field 'tensors' is not a list")
+    names, total, payload = set(), 0, 0
+    for i, e in enumerate(header["tensors"]):
+        name, size = _check_entry(e, header["stage"], i)
+        if name in names:
+            raise CorruptFile(f"tensor {name!r} appears twice")
+        names.add(name)
+        total += size
+        if total > MAX_ELEMENTS:
+            raise CorruptFile(f"the tensors have more than the {MAX_ELEMENTS} elements this reader accepts")
+        payload += sum(e["parts"])
+    if payload != len(body) - 9 - hlen:
+        raise CorruptFile(f"the header describes {payload} payload bytes, the file holds {len(body) - 9 - hlen}")
+    return header
+
+
+def _decode_tensor(e: dict, parts: list[bytes]) -> np.ndarray:
+    """The flat float32 values of one validated entry."""
+    size, kind = math.prod(e["shape"]), e["kind"]
+    if kind == "raw":
+        return np.frombuffer(parts[0], dtype="<f4").astype(np.float32)
+    if kind == "sparse":
+        gaps = unpack_fixed(parts[0], e["index_bits"], e["entries"])
+        values = np.frombuffer(parts[1], dtype="<f4")
+    else:
+        codebook = np.frombuffer(parts[0], dtype="<f4").astype(np.float32)
+        if codebook[0] != 0:
+            raise CorruptFile(f"codebook[0]={codebook[0]!r}: code 0 is reserved for the value 0")
+        if kind == "quantized":
+            gaps = unpack_fixed(parts[1], e["index_bits"], e["entries"])
+            codes = unpack_fixed(parts[2], e["bits"], e["entries"])
+        else:
+            gaps = np.asarray(Huffman.from_table(parts[1]).decode(parts[2], e["entries"]), dtype=np.int64)
+            codes = np.asarray(Huffman.from_table(parts[3]).decode(parts[4], e["entries"]), dtype=np.int64)
+        if codes.size and codes.max() >= len(codebook):
+            raise CorruptFile(f"cluster code {int(codes.max())} outside the codebook of {len(codebook)} values")
+        values = codebook[codes]
+    flat = np.zeros(size, dtype=np.float32)
+    flat[csr_positions(gaps, size)] = values
+    return flat
+
+
 def read_state_dict(path) -> dict[str, torch.Tensor]:
-    """Decode a file written by :func:`save_compressed` into a dense float32 state dict."""
+    """Decode a file written by :func:`save_compressed` into a dense float32 state dict.
+
+    Raises :class:`CorruptFile` (naming the file, and the tensor where there is one) for a
+    file that is truncated, fails its CRC, or - passing it - is malformed in any way; the
+    whole header is validated, and sizes checked against the bytes present and against
+    :data:`MAX_ELEMENTS`, before any tensor is allocated.
+    """
     data = Path(path).read_bytes()
     where = f"{path}"
     if len(data) < len(MAGIC) + 9 or data[:4] != MAGIC:
@@ -304,9 +520,9 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     if zlib.crc32(body) != crc:
         raise CorruptFile(f"{where}: checksum mismatch - the file is truncated or corrupted")
     try:
-        header = json.loads(body[9:9 + hlen])
-    except ValueError as exc:  # pragma: no cover - the CRC catches this first
-        raise CorruptFile(f"{where}: unreadable header") from exc
+        header = _parse_header(body, hlen)
+    except CorruptFile as exc:
+        raise CorruptFile(f"{where}: malformed: {exc}") from None
     off = 9 + hlen
     sd = {}
     for e in header["tensors"]:
@@ -314,32 +530,17 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         for n in e["parts"]:
             parts.append(body[off:off + n])
             off += n
-        shape, size = e["shape"], math.prod(e["shape"])
-        if e["kind"] == "raw":
-            flat = np.frombuffer(parts[0], dtype="<f4").copy()
-        elif e["kind"] == "sparse":
-            gaps = unpack_fixed(parts[0], e["index_bits"], e["entries"])
-            vals = np.frombuffer(parts[1], dtype="<f4")
-            pos = np.cumsum(gaps + 1) - 1
-            flat = np.zeros(size, dtype=np.float32)
-            flat[pos] = vals
-        else:
-            codebook = np.frombuffer(parts[0], dtype="<f4")
-            if e["kind"] == "quantized":
-                gaps = unpack_fixed(parts[1], e["index_bits"], e["entries"])
-                vals = unpack_fixed(parts[2], e["bits"], e["entries"])
-            else:
-                gaps = Huffman.from_table(parts[1]).decode(parts[2], e["entries"])
-                vals = Huffman.from_table(parts[3]).decode(parts[4], e["entries"])
-            flat = codebook[csr_decode(gaps, vals, size)]
-        sd[e["name"]] = torch.from_numpy(np.ascontiguousarray(flat, dtype=np.float32)).reshape(shape)
-    if off != len(body):
-        raise CorruptFile(f"{where}: {len(body) - off} unexpected trailing bytes")
+        try:
+            flat = _decode_tensor(e, parts)
+        except CorruptFile as exc:
+            raise CorruptFile(f"{where}: malformed tensor {e['name']!r} ({e['kind']}): {exc}") from None
+        sd[e["name"]] = torch.from_numpy(flat).reshape(e["shape"])
     return sd
 
 
 def load_compressed(path, model_factory_or_config: Callable[[], nn.Module] | dict) -> nn.Module:
-    """Rebuild a plain (dense-weight) model from ``path``; raises :class:`CorruptFile` if damaged.
+    """Rebuild a plain (dense-weight) model from ``path``; raises :class:`CorruptFile` if damaged
+    or if its tensors (names, shapes) do not fit the model.
 
     ``model_factory_or_config``: a zero-argument callable returning the model, or a config
     for :func:`nncompress.models.build` (with ``in_dim``/``num_classes`` filled in).
@@ -351,7 +552,11 @@ def load_compressed(path, model_factory_or_config: Callable[[], nn.Module] | dic
         from .models import build
 
         model = build(dict(model_factory_or_config))
-    model.load_state_dict(sd)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as exc:  # missing / unexpected names, other shapes
+        raise CorruptFile(f"{path}: its tensors do not fit the model (another architecture, or a "
+                          f"damaged header): {exc}") from None
     return model.eval()
 
 

@@ -183,7 +183,7 @@ def collect(out_dir: str | os.PathLike, *, max_figures: int = MAX_FIGURES,
             "key": key, "name": Path(entry.get("notebook", key)).stem,
             "status": entry.get("status", "?"), "seconds": entry.get("seconds"),
             "error": entry.get("error"), "records": _record_texts(entry, nb),
-            "figures": figures, "executed": nb is not None,
+            "figures": figures, "executed": nb is not None, "claims": list(entry.get("claims") or []),
         })
     return summary, chapters
 
@@ -266,6 +266,11 @@ def report_markdown(summary: Mapping[str, Any], chapters: Sequence[Mapping],
         if c["records"]:
             lines.append("")
             lines += [f"* `{name}` = {text}" for name, text in c["records"].items()]
+        if c["claims"]:
+            held = sum(x["holds"] for x in c["claims"])
+            lines += ["", f"Checked claims: {held} of {len(c['claims'])} held in this run.", ""]
+            lines += [f"* {_claim_verdict(x)}: {_md(x['text'])}" + (f" — {_md(x['evidence'])}" if x.get("evidence") else "")
+                      for x in c["claims"]]
         for k, fig in enumerate(c["figures"], start=1):
             lines += ["", f"![{c['name']}, figure {k}]({_link(fig, link_base)})"]
     return "\n".join(lines) + "\n"
@@ -323,6 +328,12 @@ def summary_markdown(summary: Mapping[str, Any], *, max_records: int = MAX_RECOR
     return "\n".join(lines) + "\n"
 
 
+def _claim_verdict(c: Mapping[str, Any]) -> str:
+    if c["holds"]:
+        return "held"
+    return "**did not hold (expected to)**" if c.get("expected", True) else "did not hold"
+
+
 def claims_markdown(notebooks: Sequence[Mapping[str, Any]]) -> list[str]:
     """Lines listing every chapter's checked claims: held / did not hold (and whether the
     chapter expected it to hold)."""
@@ -336,10 +347,8 @@ def claims_markdown(notebooks: Sequence[Mapping[str, Any]]) -> list[str]:
         lines.append(f"**{_md_cell(Path(n['notebook']).stem)}**")
         lines.append("")
         for c in n["claims"]:
-            verdict = "held" if c["holds"] else ("**did not hold (expected to)**" if c["expected"]
-                                                 else "did not hold")
             evidence = f" — {_md_cell(c['evidence'])}" if c.get("evidence") else ""
-            lines.append(f"- {verdict}: {_md_cell(c['text'])}{evidence}")
+            lines.append(f"- {_claim_verdict(c)}: {_md_cell(c['text'])}{evidence}")
         lines.append("")
     return lines
 

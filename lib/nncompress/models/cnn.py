@@ -42,9 +42,10 @@ class SimpleCNN(FeatureModel):
         return self.head(pooled), feats
 
     def arch_config(self) -> dict:
-        """The ``build`` config of the unpruned family member: a stage's width is its last
-        conv's (channel pruning shrinks only the inner convs of a stage... and that one,
-        which the next stage's input then follows), read from the layers."""
+        """The ``build`` config, read from the layers.  After channel pruning the convs of a
+        stage may differ in width; a stage's width is then its widest conv's, the smallest
+        family member that holds the pruned one."""
         return {"arch": "cnn", "in_channels": self.stages[0][0][0].in_channels,
                 "num_classes": self.head.out_features,
-                "widths": [st[-1][0].out_channels for st in self.stages], "depth": len(self.stages[0])}
+                "widths": [max(block[0].out_channels for block in st) for st in self.stages],
+                "depth": len(self.stages[0])}
