@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
-
-pytestmark = pytest.mark.slow
 import torch
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = ROOT / "tests" / "ddp_train_script.py"
 

@@ -207,6 +207,7 @@ def _graded_cell(source, outputs, points=2, grade_id="t"):
     cell = nbformat.v4.new_code_cell(source, outputs=outputs, metadata={"nbgrader": {
         "grade": True, "solution": False, "locked": True, "grade_id": grade_id,
         "points": points, "schema_version": 3, "task": False}})
+    cell.execution_count = 1  # it ran (grade() gives a test cell that never ran 0)
     return cell
 
 

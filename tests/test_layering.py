@@ -142,3 +142,15 @@ def test_no_private_names_across_modules():
                 offenders += [f"{name}: {a.name}" for a in node.names
                               if a.name.startswith("_") and not a.name.startswith("__")]
     assert not offenders, offenders
+
+
+def test_listing_chapters_imports_no_library_module():
+    """``nncompress.course.chapters`` lists chapters without importing torch or any method module."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nncompress.course.chapters as c; names = c.names(); "
+            "print(len(names), sorted(m for m in sys.modules if m == 'torch' or m.startswith('nncompress.') "
+            "and not m.startswith('nncompress.course')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert int(out[0]) >= 13 and out[1].strip() == "[]"

@@ -9,8 +9,17 @@ database or a course directory (``SaveCells``)::
 
     python -m nncompress.course.grading generate           # write exercises/*.ipynb
     python -m nncompress.course.grading generate --check   # exit 1 if any is stale or missing
-    python -m nncompress.course.grading grade solutions/01_knowledge_distillation.ipynb
+    python -m nncompress.course.grading grade submitted/alice/01_knowledge_distillation.ipynb
     python -m nncompress.course.grading course classroom     # a stock nbgrader course directory
+
+``grade`` never trusts the submission (as ``nbgrader autograde`` does not: it restores
+from its gradebook): the notebook that runs is the instructor's source
+(``solutions/<the submission's file name>``, or ``--source``) with only the text of the
+student's solution cells put in, matched by ``grade_id``; test cells with their hidden
+tests, set-up cells, points and grade ids come from the source.  The kernel is pinned
+(this interpreter, or ``--kernel``), with a per-cell and a whole-notebook time limit and
+the offline guard.  It still executes the student's code, as the user who runs it: run
+it in a container or as an unprivileged user (see README).
 
 nbgrader is a teacher/test dependency, so it is imported inside the functions only.
 
