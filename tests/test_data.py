@@ -16,7 +16,14 @@ import nncompress.data as D
 from nncompress.data import DeviceData, Splits, batch_augment, load
 from nncompress.data import mnist1d as M1
 from nncompress.data import shapes as S
+from nncompress.data import mnist_like
 from nncompress.data.torchvision_sets import DatasetNotFound, expected_files
+
+
+@pytest.fixture
+def no_system_datasets(monkeypatch, tmp_path):
+    """Hide the system Fashion-MNIST (``dataset-fashion-mnist``) so lookups see data_root only."""
+    monkeypatch.setattr(mnist_like, "SYSTEM_DIRS", {k: (tmp_path / "no-system" / k,) for k in mnist_like.SYSTEM_DIRS})
 
 
 @pytest.fixture
@@ -141,7 +148,11 @@ def test_load_dispatch_and_unknown_name():
     assert s2.config()["name"] == "shapes"
     with pytest.raises(ValueError, match="not a known dataset.*mnist1d"):
         load("imagenet")
-    assert set(D.DATASETS) == {"mnist1d", "shapes", "mnist", "fashionmnist", "cifar10", "cifar100"}
+    assert set(D.DATASETS) == {"mnist1d", "shapes", "digits", "mnist", "fashion-mnist", "cifar10", "cifar100"}
+    assert D.canonical_name("fashionmnist") == "fashion-mnist"      # the old name stays an alias
+    with pytest.raises(ValueError, match="fashion-mnist") as exc:
+        load("fashion_mnst")
+    assert all(n in str(exc.value) for n in D.DATASETS)            # every canonical name listed
 
 
 # ---------------------------------------------------------------- real datasets from disk
@@ -178,7 +189,8 @@ def test_idx_magic_numbers_are_the_real_format(tmp_path):
 
 
 @pytest.mark.parametrize("name,folder,mean,std", [("mnist", "MNIST", 0.1307, 0.3081),
-                                                  ("fashionmnist", "FashionMNIST", 0.2860, 0.3530)])
+                                                  ("fashionmnist", "FashionMNIST", 0.2860, 0.3530),
+                                                  ("fashion-mnist", "FashionMNIST", 0.2860, 0.3530)])
 def test_mnist_like_from_idx_files(tmp_path, no_network, name, folder, mean, std):
     data = make_mnist(tmp_path, folder)
     s = load(name, data_root=tmp_path)
@@ -187,7 +199,7 @@ def test_mnist_like_from_idx_files(tmp_path, no_network, name, folder, mean, std
         assert dd.x.shape == (len(x), 1, 28, 28) and dd.x.dtype == torch.float32
         assert torch.allclose(dd.x * std + mean, torch.from_numpy(x)[:, None].float() / 255, atol=1e-5)
         assert torch.equal(dd.y, torch.from_numpy(y).long())
-    assert s.num_classes == 10 and s.info["n_train"] == 20 and s.info["dataset"] == name
+    assert s.num_classes == 10 and s.info["n_train"] == 20 and s.info["dataset"] == D.canonical_name(name)
 
 
 def test_download_goes_through_torchvision(tmp_path, monkeypatch, no_network):
@@ -304,7 +316,7 @@ def test_cifar_refuses_code_in_pickles(tmp_path):
     ("fashionmnist", "FashionMNIST/raw/t10k-labels-idx1-ubyte"),
     ("cifar10", "cifar-10-batches-py/data_batch_1"),
     ("cifar100", "cifar-100-python/train")])
-def test_missing_dataset_error_names_path_and_files(tmp_path, no_network, name, needle):
+def test_missing_dataset_error_names_path_and_files(tmp_path, no_network, no_system_datasets, name, needle):
     with pytest.raises(DatasetNotFound) as exc:
         load(name, data_root=tmp_path)
     msg = str(exc.value)

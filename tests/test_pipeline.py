@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from nncompress import metrics, models, pipeline as pl, plots, quantize as q
+from nncompress import metrics, models, pipeline as pl, plots, prune, quantize as q
 from nncompress.data import DeviceData
 
 
@@ -108,7 +108,7 @@ def test_file_bytes_formats():
     assert abs(float_bytes - metrics.model_bytes(m)) < 200   # same archive, other record names
     n = metrics.count_params(m)
     assert 4 * n < float_bytes < 4 * n + 4000          # float32 weights plus torch.save's framing
-    shared = q.share_weights(q.make_pruning_permanent(q.prune_magnitude(copy.deepcopy(m), 0.9)), 4)
+    shared = q.share_weights(prune.prune_to_sparsity(copy.deepcopy(m), 0.9, scope="layer"), 4)
     assert pl.file_bytes(shared, "huffman", bits=4, index_bits=5) < float_bytes / 8
     i8 = q.int8_static(m, torch.randn(64, 40))
     assert pl.file_bytes(i8, "int8") < float_bytes / 2
@@ -151,8 +151,10 @@ def test_redesign_configs_build():
     from nncompress.data import Splits
 
     splits = Splits("unit", _data(8), _data(8, 1), _data(8, 2), classes=list("abcd"))
-    sep = pl.build_model(pl.redesign_config("conv1d-64-sep"), splits)
+    sep = models.for_data(pl.redesign_config("conv1d-64-sep"), splits)
     assert isinstance(sep, models.Conv1DNet) and sep.separable
+    design = models.for_data(pl.redesign_config("design-separable"), splits)
+    assert isinstance(design, models.DesignNet) and design.head.out_features == 4
     with pytest.raises(ValueError, match="redesign='mobile'.*conv1d-64-sep"):
         pl.redesign_config("mobile")
 

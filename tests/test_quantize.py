@@ -1,4 +1,4 @@
-"""Weight sharing, pruning, BinaryConnect, int8 and low-rank factorisation."""
+"""Weight sharing (on top of magnitude pruning), BinaryConnect and int8."""
 from __future__ import annotations
 
 import pytest
@@ -6,27 +6,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nncompress import quantize as q
+from nncompress import prune, quantize as q
 
 
 def _mlp(seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(16, 40), nn.ReLU(), nn.Linear(40, 6))
-
-
-def test_prune_magnitude_removes_the_smallest_weights():
-    m = _mlp()
-    w = m[0].weight.detach().clone()
-    q.prune_magnitude(m, {"0": 0.75})
-    q.make_pruning_permanent(m)
-    s = q.sparsity(m)
-    assert s["0"] == pytest.approx(0.75, abs=1 / w.numel()) and s["2"] == 0
-    kept = m[0].weight != 0
-    assert w.abs()[kept].min() >= w.abs()[~kept].max()
-    with pytest.raises(ValueError, match="amount=1.5"):
-        q.prune_magnitude(_mlp(), 1.5)
-    with pytest.raises(ValueError, match="unknown layer"):
-        q.prune_magnitude(_mlp(), {"nope": 0.5})
 
 
 def test_kmeans_linear_init_and_convergence():
@@ -40,8 +25,7 @@ def test_kmeans_linear_init_and_convergence():
 @pytest.mark.parametrize("bits", [1, 2, 3, 5])
 def test_sharing_uses_at_most_2_pow_bits_values_and_keeps_zeros(bits):
     m = _mlp()
-    q.prune_magnitude(m, 0.5)
-    q.make_pruning_permanent(m)
+    prune.remove_masks(prune.prune_to_sparsity(m, 0.5, scope="layer"))
     shared = q.share_weights(m, bits)
     dense = q.dense_state_dict(shared)
     for name in ("0", "2"):
@@ -53,8 +37,7 @@ def test_sharing_uses_at_most_2_pow_bits_values_and_keeps_zeros(bits):
 
 def test_centroid_gradient_is_sum_of_member_gradients():
     m = _mlp()
-    q.prune_magnitude(m, 0.5)
-    q.make_pruning_permanent(m)
+    prune.remove_masks(prune.prune_to_sparsity(m, 0.5, scope="layer"))
     shared = q.share_weights(m, 3)
     x, y = torch.randn(32, 16), torch.randint(0, 6, (32,))
     F.cross_entropy(shared(x), y).backward()
@@ -71,8 +54,7 @@ def test_centroid_gradient_is_sum_of_member_gradients():
 
 def test_fine_tuning_centroids_keeps_zeros_and_value_count():
     m = _mlp()
-    q.prune_magnitude(m, 0.6)
-    q.make_pruning_permanent(m)
+    prune.remove_masks(prune.prune_to_sparsity(m, 0.6, scope="layer"))
     shared = q.share_weights(m, 2)
     opt = torch.optim.SGD(shared.parameters(), lr=0.1)
     x, y = torch.randn(64, 16), torch.randint(0, 6, (64,))
@@ -135,30 +117,6 @@ def test_int8_dynamic_is_close_and_smaller():
     assert torch.allclose(qm(x), m(x), atol=0.05)
     big = nn.Sequential(nn.Linear(256, 256))
     assert model_bytes(q.int8_dynamic(big)) < model_bytes(big) / 2.5
-
-
-@pytest.mark.parametrize("rank", [1, 3, 6])
-def test_low_rank_param_count_and_full_rank_exactness(rank):
-    layer = nn.Linear(10, 6)
-    lr = q.low_rank_linear(layer, rank)
-    assert sum(p.numel() for p in lr.parameters()) == q.low_rank_params(10, 6, rank) == rank * 16 + 6
-    x = torch.randn(5, 10)
-    if rank == 6:
-        assert torch.allclose(lr(x), layer(x), atol=1e-5)
-    with pytest.raises(ValueError, match="rank=7"):
-        q.low_rank_linear(layer, 7)
-
-
-def test_low_rank_error_is_the_dropped_singular_values():
-    layer = nn.Linear(12, 8)
-    S = torch.linalg.svdvals(layer.weight.detach())
-    pair = q.low_rank_linear(layer, 3)
-    w = pair[1].weight @ pair[0].weight
-    assert torch.linalg.matrix_norm(layer.weight.detach() - w).item() == pytest.approx(S[3:].norm().item(), rel=1e-4)
-    m = q.factorize(_mlp(), {"0": 4})
-    assert isinstance(m[0], nn.Sequential)
-    with pytest.raises(ValueError, match="not a Linear"):
-        q.factorize(_mlp(), {"1": 2})
 
 
 # --------------------------------------------------------------------------- int8 static / QAT

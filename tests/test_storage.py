@@ -135,3 +135,279 @@ def test_damaged_file_is_rejected_clearly(tmp_path, damage):
 def test_bad_stage_is_named(tmp_path):
     with pytest.raises(ValueError, match="stage='zip'.*sparse"):
         st.save_compressed(_factory(), tmp_path / "x", stage="zip")
+
+
+# --------------------------------------------------------------------------- malformed files (issue 21, item 8)
+#
+# A file that passes its CRC but is malformed - a buggy or hostile writer, or the CRC recomputed
+# after damage - must give CorruptFile naming the file and the problem: never another exception,
+# never a silent decode, never a huge allocation.
+
+import functools  # noqa: E402
+import json  # noqa: E402
+import struct  # noqa: E402
+import tempfile  # noqa: E402
+import tracemalloc  # noqa: E402
+import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+from unittest import mock  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as hs  # noqa: E402
+
+
+def _hand_shared(seed=0):
+    """A pruned, weight-shared model built by hand (80% zeros, <= 2**bits - 1 values per layer)."""
+    g = torch.Generator().manual_seed(seed)
+    m = _factory()
+    with torch.no_grad():
+        for lin, bits in ((m[0], 4), (m[2], 3)):
+            levels = torch.linspace(-1.0, 1.0, 2**bits - 1)
+            w = levels[torch.randint(0, len(levels), lin.weight.shape, generator=g)]
+            w[torch.rand(lin.weight.shape, generator=g) < 0.8] = 0
+            lin.weight.copy_(w)
+    return m
+
+
+@functools.lru_cache(maxsize=None)
+def _valid_file(stage):
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.nncz"
+        st.save_compressed(_hand_shared(), path, stage=stage, bits={"0.weight": 4, "2.weight": 3}, index_bits=3)
+        return path.read_bytes()
+
+
+def _split(blob):
+    """``(header, [[part bytes, ...] per tensor])`` of a file."""
+    hlen = struct.unpack("<I", blob[5:9])[0]
+    header = json.loads(blob[9:9 + hlen])
+    off, parts = 9 + hlen, []
+    for e in header["tensors"]:
+        parts.append([])
+        for n in e["parts"]:
+            parts[-1].append(blob[off:off + n])
+            off += n
+    return header, parts
+
+
+def _join(header, parts=None, *, head=None, payload=None, fix_parts=True):
+    """Assemble a file with a correct CRC (and, by default, part lengths matching ``parts``)."""
+    if parts is not None and fix_parts:
+        for e, p in zip(header["tensors"], parts):
+            e["parts"] = [len(x) for x in p]
+    head = json.dumps(header, separators=(",", ":")).encode() if head is None else head
+    payload = b"".join(b"".join(p) for p in parts) if payload is None else payload
+    body = st.MAGIC + struct.pack("<BI", st.VERSION, len(head)) + head + payload
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_join_of_a_split_file_is_the_file():
+    for stage in st.STAGES:
+        blob = _valid_file(stage)
+        assert _join(*_split(blob)) == blob
+
+
+def _entry(header, kind):
+    return next(i for i, e in enumerate(header["tensors"]) if e["kind"] == kind)
+
+
+def _table(lengths):
+    return b"".join(struct.pack("<HB", s, n) for s, n in enumerate(lengths))
+
+
+def _edit(stage, fn):
+    header, parts = _split(_valid_file(stage))
+    fn(header, parts)
+    return _join(header, parts)
+
+
+def _set(kind, field, value):
+    def fn(h, p):
+        h["tensors"][_entry(h, kind)][field] = value
+    return fn
+
+
+MALFORMED = {
+    "unknown kind": ("huffman", _set("huffman", "kind", "zstd"), "kind='zstd' is not allowed"),
+    "kind of another stage": ("huffman", _set("huffman", "kind", "quantized"), "kind='quantized' is not allowed"),
+    "unknown stage": ("huffman", lambda h, p: h.update(stage="gzip"), "stage='gzip' is unknown"),
+    "7 TiB tensor": ("huffman", _set("huffman", "shape", [2**21, 2**20]), "elements, more than"),
+    "7 TiB raw tensor": ("sparse", _set("raw", "shape", [2**21, 2**20]), "elements, more than"),
+    "negative dimension": ("quantized", _set("quantized", "shape", [-30, -20]), "dimension=-30"),
+    "bool dimension": ("quantized", _set("quantized", "shape", [True, 600]), "dimension=True"),
+    "float entries": ("quantized", _set("quantized", "entries", 12.0), "entries=12.0"),
+    "more entries than elements": ("sparse", _set("sparse", "entries", 10**9), "entries=1000000000"),
+    "huge index_bits": ("sparse", _set("sparse", "index_bits", 4000), "index_bits=4000"),
+    "extra field": ("sparse", _set("raw", "offset", 3), "unexpected fields \\['offset'\\]"),
+    "duplicate name": ("huffman", lambda h, p: h["tensors"][1].update(name=h["tensors"][0]["name"]),
+                       "appears twice"),
+    "non-prefix Huffman table": ("huffman",
+                                 lambda h, p: p[_entry(h, "huffman")].__setitem__(1, _table([1, 1, 2])),
+                                 "not a prefix code"),
+    "incomplete Huffman table": ("huffman",
+                                 lambda h, p: p[_entry(h, "huffman")].__setitem__(3, _table([1, 2])),
+                                 "incomplete code"),
+    "unsorted Huffman table": ("huffman",
+                               lambda h, p: p[_entry(h, "huffman")].__setitem__(
+                                   1, struct.pack("<HBHB", 5, 1, 2, 1)), "not strictly increasing"),
+    "Huffman stream with trailing bytes": ("huffman",
+                                           lambda h, p: p[_entry(h, "huffman")].__setitem__(
+                                               2, p[_entry(h, "huffman")][2] + b"\x00"), "after its"),
+    "fixed-width stream too long": ("quantized",
+                                    lambda h, p: p[_entry(h, "quantized")].__setitem__(
+                                        2, p[_entry(h, "quantized")][2] + b"\x00"), "part lengths"),
+    "codebook[0] not zero": ("quantized",
+                             lambda h, p: p[_entry(h, "quantized")].__setitem__(
+                                 0, struct.pack("<f", 1.5) + p[_entry(h, "quantized")][0][4:]),
+                             "reserved for the value 0"),
+    "code outside the codebook": ("quantized",
+                                  lambda h, p: (h["tensors"][_entry(h, "quantized")].update(codebook=2),
+                                                p[_entry(h, "quantized")].__setitem__(
+                                                    0, p[_entry(h, "quantized")][0][:8])),
+                                  "outside the codebook"),
+    "index outside the tensor": ("sparse", _set("sparse", "shape", [30, 2]), "outside the tensor|entries="),
+    "header not an object": ("huffman", lambda h, p: (h.clear(), h.update(stage="huffman")),
+                             "exactly the fields"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_file_passing_the_crc_is_a_corrupt_file(tmp_path, case):
+    stage, fn, message = MALFORMED[case]
+    path = tmp_path / "m.nncz"
+    path.write_bytes(_edit(stage, fn))
+    with pytest.raises(st.CorruptFile, match=message) as info:
+        st.read_state_dict(path)
+    assert str(path) in str(info.value)
+
+
+def test_header_length_and_json_are_checked(tmp_path):
+    header, parts = _split(_valid_file("huffman"))
+    path = tmp_path / "m.nncz"
+    blob = bytearray(_join(header, parts))
+    blob[5:9] = struct.pack("<I", 2**32 - 1)
+    path.write_bytes(bytes(blob[:-4]) + struct.pack("<I", zlib.crc32(bytes(blob[:-4]))))
+    with pytest.raises(st.CorruptFile, match="header length"):
+        st.read_state_dict(path)
+    path.write_bytes(_join(header, parts, head=b"{not json\xff"))
+    with pytest.raises(st.CorruptFile, match="unreadable header"):
+        st.read_state_dict(path)
+
+
+def test_tensors_that_do_not_fit_the_model_are_a_corrupt_file(tmp_path):
+    path = tmp_path / "m.nncz"
+    path.write_bytes(_edit("huffman", _set("huffman", "shape", [20, 30])))  # transposed: same size
+    assert st.read_state_dict(path)  # the structure itself is valid
+    with pytest.raises(st.CorruptFile, match="do not fit the model"):
+        st.load_compressed(path, _factory)
+
+
+def test_huffman_table_checks():
+    assert st.kraft_excess([1, 2, 2]) == 0 and st.kraft_excess([1, 1, 2]) > 0 > st.kraft_excess([1, 2])
+    with pytest.raises(ValueError, match="not a prefix code"):
+        st.Huffman({0: 1, 1: 1, 2: 1})
+    for lengths in ([1, 2, 2], [1], []):
+        assert st.Huffman.from_table(_table(lengths)).lengths == dict(enumerate(lengths))
+    with pytest.raises(st.CorruptFile, match="lone symbol"):
+        st.Huffman.from_table(_table([3]))
+
+
+# ----------------------------------------------------------------- the property: any mutation
+
+_REF_SHAPES = {k: tuple(v.shape) for k, v in _factory().state_dict().items()}
+_LIMIT = 4096                 # MAX_ELEMENTS during the property test (the model has 785)
+_PEAK_BYTES = 16 * 2**20      # no load may allocate more (numpy buffers, traced by tracemalloc)
+
+
+def _check_mutant(blob):
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.nncz"
+        path.write_bytes(blob)
+        tracemalloc.start()
+        try:
+            with mock.patch.object(st, "MAX_ELEMENTS", _LIMIT):
+                model = st.load_compressed(path, _factory)
+        except st.CorruptFile as exc:
+            assert str(path) in str(exc)
+            model = None
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    assert peak < _PEAK_BYTES, f"a load allocated {peak} bytes"
+    if model is not None:
+        assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == _REF_SHAPES
+
+
+_VALUES = (hs.integers(-3, 3) | hs.integers(-2**64, 2**64) | hs.booleans() | hs.none()
+           | hs.floats(allow_nan=True) | hs.text(max_size=5) | hs.lists(hs.integers(-2, 2**33), max_size=4)
+           | hs.sampled_from(["raw", "sparse", "quantized", "huffman", "zstd"]))
+
+
+@hs.composite
+def _mutant(draw):
+    stage = draw(hs.sampled_from(st.STAGES))
+    blob = _valid_file(stage)
+    header, parts = _split(blob)
+    how = draw(hs.sampled_from(["bytes", "payload", "field", "part"]))
+    if how == "bytes":  # anything anywhere before the CRC, then a correct CRC
+        body = bytearray(blob[:-4])
+        for _ in range(draw(hs.integers(1, 4))):
+            i = draw(hs.integers(0, len(body) - 1))
+            op = draw(hs.sampled_from(["flip", "set", "insert", "delete"]))
+            if op == "flip":
+                body[i] ^= 1 << draw(hs.integers(0, 7))
+            elif op == "set":
+                body[i] = draw(hs.integers(0, 255))
+            elif op == "insert":
+                body[i:i] = draw(hs.binary(min_size=1, max_size=8))
+            else:
+                del body[i:i + draw(hs.integers(1, 8))]
+        return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    if how == "payload":  # the header intact, payload bytes changed in place (decoders see them)
+        payload = bytearray(blob[9 + struct.unpack("<I", blob[5:9])[0]:-4])
+        for _ in range(draw(hs.integers(1, 6))):
+            i = draw(hs.integers(0, len(payload) - 1))
+            payload[i] = draw(hs.integers(0, 255)) if draw(hs.booleans()) else payload[i] ^ (1 << draw(hs.integers(0, 7)))
+        return _join(header, payload=bytes(payload), fix_parts=False, parts=None)
+    t = draw(hs.integers(0, len(header["tensors"]) - 1))
+    if how == "field":  # one header field set to anything (part lengths kept consistent)
+        e = header["tensors"][t]
+        field = draw(hs.sampled_from(sorted(e) + ["extra"]))
+        value = draw(_VALUES)
+        if field == "shape" and draw(hs.booleans()):
+            value = [draw(hs.integers(0, 40)) for _ in e["shape"]]
+        if draw(hs.booleans()) or field == "extra":
+            e[field] = value
+        else:
+            header[draw(hs.sampled_from(["stage", "tensors", "extra"]))] = value
+        return _join(header, parts, fix_parts=field != "parts")
+    # "part": one payload part replaced by other bytes, lengths in the header updated to match
+    k = draw(hs.integers(0, len(parts[t]) - 1))
+    old = parts[t][k]
+    if draw(hs.booleans()):
+        parts[t][k] = draw(hs.binary(max_size=len(old) + 6))
+    else:
+        cut = draw(hs.integers(0, len(old)))
+        parts[t][k] = old[:cut] + draw(hs.binary(max_size=3)) + old[cut + draw(hs.integers(0, 3)):]
+    return _join(header, parts)
+
+
+@settings(max_examples=600, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(_mutant())
+def test_mutated_files_load_to_the_same_shapes_or_raise_corrupt_file(blob):
+    _check_mutant(blob)
+
+
+def test_unmutated_files_pass_the_property_check():
+    for stage in st.STAGES:
+        header, parts = _split(_valid_file(stage))
+        _check_mutant(_join(header, parts))
+        assert torch.equal(st.read_state_dict(_tmp_write(_valid_file(stage)))["0.weight"],
+                           _hand_shared().state_dict()["0.weight"])
+
+
+def _tmp_write(blob):
+    path = Path(tempfile.mkdtemp()) / "m.nncz"
+    path.write_bytes(blob)
+    return path

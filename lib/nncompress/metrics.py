@@ -13,8 +13,6 @@ latency is a measurement and varies with the machine.
 from __future__ import annotations
 
 import io
-import statistics
-import time
 from typing import Any
 
 import torch
@@ -65,23 +63,15 @@ def model_bytes(model: nn.Module) -> int:
     return buf.getbuffer().nbytes
 
 
-@torch.no_grad()
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 1,
-                    warmup: int = 10, repeats: int = 50) -> float:
-    """Median wall-clock milliseconds of one forward pass (after ``warmup`` calls)."""
-    model.eval()
-    x = _example(model, input_shape, batch_size)
-    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        model(x)
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model(x)
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+                    warmup: int = 10, repeats: int = 15, threads: int = 1) -> float:
+    """Median milliseconds of one forward pass: :func:`nncompress.latency.model_latency`
+    (``repeats`` timed blocks, fixed ``threads``) as a plain number, for tables.  Use
+    :mod:`nncompress.latency` directly to get the interval and compare models."""
+    from .latency import model_latency
+
+    return model_latency(model, input_shape, batch_size=batch_size, warmup=warmup,
+                         blocks=repeats, threads=threads).median
 
 
 class Ledger:

@@ -14,8 +14,9 @@ a call into the method modules:
 * :func:`finetune` - train a model on labelled data with cross-entropy or with Hinton's KD
   loss against precomputed teacher logits (:class:`nncompress.distill.KDObjective`),
   optionally keeping pruning masks fixed.
-* :func:`deep_compress` - magnitude pruning with retraining, k-means weight sharing with
-  centroid fine-tuning (:mod:`nncompress.quantize`); :func:`file_bytes` then writes the
+* :func:`deep_compress` - magnitude pruning with retraining (:mod:`nncompress.prune`),
+  k-means weight sharing with centroid fine-tuning (:mod:`nncompress.quantize`);
+  :func:`file_bytes` then writes the
   Huffman-coded file of :mod:`nncompress.storage`.
 * :func:`measure` / :func:`file_bytes` / :func:`batch_latency` - one ledger row: accuracy
   (mean and std over seeds), parameters, non-zeros, FLOPs, bytes of the real file, CPU
@@ -104,16 +105,17 @@ def deep_compress(model: nn.Module, data, *, sparsity: float, bits: int, retrain
     Training uses KD when ``teacher_logits`` are given.  Returns the weight-shared model
     (:class:`nncompress.quantize.SharedWeight` layers); :func:`file_bytes` with
     ``fmt="huffman"`` writes the third stage."""
-    from . import quantize as q
+    from .prune import prune_to_sparsity, remove_masks
+    from .quantize import share_weights
 
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity={sparsity!r} is not allowed: expected a fraction in [0, 1)")
     m = copy.deepcopy(model).cpu()
-    q.prune_magnitude(m, sparsity)
+    prune_to_sparsity(m, sparsity, scope="layer")
     finetune(m, data, retrain_config, teacher_logits=teacher_logits, keep_masks=True, seed=seed,
              device=device, desc=f"prune {sparsity:.0%} + retrain", progress=progress)
-    q.make_pruning_permanent(m)
-    shared = q.share_weights(m, bits)
+    remove_masks(m)
+    shared = share_weights(m, bits)
     return finetune(shared, data, finetune_config, teacher_logits=teacher_logits, seed=seed, device=device,
                     desc=f"{bits}-bit centroids", progress=progress)
 
@@ -275,16 +277,6 @@ def redesign_config(name: str) -> dict:
     if name not in REDESIGNS:
         raise ValueError(f"redesign={name!r} is not allowed: expected one of {', '.join(REDESIGNS)}")
     return dict(REDESIGNS[name])
-
-
-def build_model(config: dict, splits) -> nn.Module:
-    """``config`` built for ``splits``: :func:`nncompress.design.for_data` for
-    ``arch="design"``, :func:`nncompress.models.for_data` otherwise."""
-    if config.get("arch") == "design":
-        from .design import for_data
-    else:
-        from .models import for_data
-    return for_data(config, splits)
 
 
 def cheapest_within(table, cost: str, min_gain: float, gain: str = "acc") -> dict | None:

@@ -6,8 +6,17 @@
   package's own generator: never downloaded.  40-dim sequences, 10 classes.
 * ``"shapes"`` - our procedural 32x32 RGB image set with confusable class groups
   (see :mod:`nncompress.data.shapes`).
-* ``"mnist"``, ``"fashionmnist"``, ``"cifar10"``, ``"cifar100"`` - the real datasets,
-  read through torchvision from ``data_root`` (download only with ``download=True``).
+* ``"digits"`` - scikit-learn's 1 797 real 8x8 handwritten digits (ships with
+  scikit-learn; see :mod:`nncompress.data.digits`).
+* ``"fashion-mnist"`` - Fashion-MNIST (Xiao et al. 2017) from ``data_root`` or where
+  ``apt-get install dataset-fashion-mnist`` puts it (see :mod:`nncompress.data.mnist_like`).
+* ``"mnist"``, ``"cifar10"``, ``"cifar100"`` - the real datasets, read from ``data_root``
+  in torchvision's layout (download only with ``download=True``).
+
+:data:`ALIASES` maps older spellings to the canonical names (``"fashionmnist"``).
+Malformed files raise :class:`DatasetFormatError` naming the file, absent ones
+:class:`DatasetNotFound` naming every place looked; sizes a dataset cannot give raise
+``ValueError`` before anything is generated.
 """
 from __future__ import annotations
 
@@ -15,11 +24,30 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .checks import DatasetFormatError, DatasetNotFound
 from .device import DeviceData, batch_augment
 
-OFFLINE = ("mnist1d", "shapes")
-REAL = ("mnist", "fashionmnist", "cifar10", "cifar100")
+#: datasets that need no files (generated, or shipped inside an installed package)
+OFFLINE = ("mnist1d", "shapes", "digits")
+#: datasets read from files (found on disk, downloaded only with ``download=True``)
+REAL = ("mnist", "fashion-mnist", "cifar10", "cifar100")
+#: the canonical names
 DATASETS = OFFLINE + REAL
+#: other accepted spellings -> canonical name
+ALIASES = {"fashionmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist"}
+
+
+def canonical_name(name: str) -> str:
+    """The canonical name of dataset ``name`` (``"fashionmnist"`` -> ``"fashion-mnist"``).
+
+    Raises ``ValueError`` listing the known names for anything else.
+    """
+    if name in DATASETS:
+        return name
+    if isinstance(name, str) and name in ALIASES:
+        return ALIASES[name]
+    raise ValueError(f"data={name!r} is not a known dataset: expected one of {', '.join(DATASETS)} "
+                     f"(aliases: {', '.join(f'{a} = {c}' for a, c in ALIASES.items())})")
 
 
 @dataclass
@@ -54,17 +82,20 @@ class Splits:
 def load(name: str, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
          n_val: int = 0, data_root: str | None = None, download: bool = False,
          device: str | torch.device = "cpu", augment: bool = False) -> Splits:
-    """Load dataset ``name`` as device-resident splits.
+    """Load dataset ``name`` (a canonical name or an alias) as device-resident splits.
 
     ``n_train``/``n_test`` cap the sizes (``None``: the dataset's default); ``n_val``
-    samples are held out of the training set (deterministically from ``seed``).
+    samples are held out of the training set (deterministically from ``seed``), never
+    from the test set.  ``data_root`` and ``download`` concern the datasets read from
+    files (:data:`REAL`); nothing is ever downloaded unless ``download=True``.
     """
-    if name not in DATASETS:
-        raise ValueError(f"data={name!r} is not a known dataset: expected one of {', '.join(DATASETS)}")
+    name = canonical_name(name)
     if name == "mnist1d":
         from .mnist1d import load_mnist1d as loader
     elif name == "shapes":
         from .shapes import load_shapes as loader
+    elif name == "digits":
+        from .digits import load_digits as loader
     else:
         from .torchvision_sets import load_torchvision as loader
         splits = loader(name, seed=seed, n_train=n_train, n_test=n_test, n_val=n_val,
@@ -97,4 +128,5 @@ def split_off(data: DeviceData, n_val: int, seed: int) -> tuple[DeviceData, Devi
     return train, val
 
 
-__all__ = ["DeviceData", "Splits", "load", "split_off", "batch_augment", "DATASETS", "OFFLINE", "REAL"]
+__all__ = ["DeviceData", "Splits", "load", "split_off", "batch_augment", "canonical_name",
+           "DatasetNotFound", "DatasetFormatError", "DATASETS", "OFFLINE", "REAL", "ALIASES"]

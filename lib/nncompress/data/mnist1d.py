@@ -29,10 +29,13 @@ import numpy as np
 import torch
 
 from . import Splits, split_off
+from .checks import check_count
 from .device import DeviceData
 
 DEFAULT_N_TRAIN = 4000
 DEFAULT_N_TEST = 1000
+#: at most this many samples (n_train + n_test) are generated: ~80 s and 32 MB at the limit
+MAX_SAMPLES = 200_000
 CLASSES = [str(i) for i in range(10)]
 #: bump when anything here changes the tensors a given (seed, sizes) produce
 GENERATOR_VERSION = 1
@@ -79,12 +82,10 @@ def load_mnist1d(*, seed: int = 0, n_train: int | None = None, n_test: int | Non
     pool (so ``len(train) == n_train - n_val``).  Inputs are standardised with the
     scalar mean/std of the training set.
     """
-    n_train = DEFAULT_N_TRAIN if n_train is None else int(n_train)
-    n_test = DEFAULT_N_TEST if n_test is None else int(n_test)
-    n_val = int(n_val)
-    if n_train < 1 or n_test < 0 or n_val < 0 or n_val >= n_train:
-        raise ValueError(f"need n_train >= 1, n_test >= 0 and 0 <= n_val < n_train "
-                         f"(got n_train={n_train}, n_test={n_test}, n_val={n_val})")
+    why = f"mnist1d generates at most MAX_SAMPLES={MAX_SAMPLES} samples, n_train + n_test"
+    n_train = DEFAULT_N_TRAIN if n_train is None else check_count("n_train", n_train, low=1, high=MAX_SAMPLES, why=why)
+    n_test = DEFAULT_N_TEST if n_test is None else check_count("n_test", n_test, low=0, high=MAX_SAMPLES - n_train, why=why)
+    n_val = check_count("n_val", n_val, low=0, high=n_train - 1, why=f"held out of n_train={n_train}")
     total = n_train + n_test
     num_samples = -(-total // 10) * 10
     x, y = _generate(int(seed), num_samples)

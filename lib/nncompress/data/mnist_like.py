@@ -112,7 +112,7 @@ def locate(name: str, title: str, folder: str, data_root, *, tv_class: str) -> d
                     f"internet access (torchvision.datasets.{tv_class} downloads into data_root/{folder.split('/')[0]}/)")
     remedies.append(f"or copy the four files (.gz or not) into data_root/{folder}/; "
                     "the offline datasets 'mnist1d', 'shapes' and 'digits' need no files")
-    return dataset_not_found(title, name, places, remedies=remedies,
+    raise dataset_not_found(title, name, places, remedies=remedies,
                              expected=[f"{folder}/{f}" for f in wanted] + ["(the .gz downloads of these are accepted too)"])
 
 

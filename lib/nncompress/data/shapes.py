@@ -43,6 +43,7 @@ import math
 import torch
 
 from . import Splits
+from .checks import check_count
 from .device import DeviceData
 from . import split_off
 
@@ -54,6 +55,10 @@ GROUPS: list[list[int]] = [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
 GROUP_NAMES = ["solid", "hollow", "bars"]
 DEFAULT_N_TRAIN = 10000
 DEFAULT_N_TEST = 2000
+#: at most this many images (n_train + n_test) are generated: ~1.2 GB of float32 at 32x32
+MAX_SAMPLES = 100_000
+#: the largest image side accepted (the generator's cost grows with its square)
+MAX_SIZE = 256
 #: bump when anything here changes the images a given (seed, sizes) produce
 GENERATOR_VERSION = 1
 _BLOCK = 1000
@@ -318,12 +323,11 @@ def load_shapes(*, seed: int = 0, n_train: int | None = None, n_test: int | None
     training pool's mean and std.  See the module docstring for classes and groups
     (:data:`GROUPS`, :func:`class_groups`).
     """
-    n_train = DEFAULT_N_TRAIN if n_train is None else int(n_train)
-    n_test = DEFAULT_N_TEST if n_test is None else int(n_test)
-    n_val, size = int(n_val), int(size)
-    if n_train < 1 or n_test < 0 or n_val < 0 or n_val >= n_train or size < 8:
-        raise ValueError(f"need n_train >= 1, n_test >= 0, 0 <= n_val < n_train and size >= 8 "
-                         f"(got n_train={n_train}, n_test={n_test}, n_val={n_val}, size={size})")
+    why = f"shapes generates at most MAX_SAMPLES={MAX_SAMPLES} images, n_train + n_test"
+    n_train = DEFAULT_N_TRAIN if n_train is None else check_count("n_train", n_train, low=1, high=MAX_SAMPLES, why=why)
+    n_test = DEFAULT_N_TEST if n_test is None else check_count("n_test", n_test, low=0, high=MAX_SAMPLES - n_train, why=why)
+    n_val = check_count("n_val", n_val, low=0, high=n_train - 1, why=f"held out of n_train={n_train}")
+    size = check_count("size", size, low=8, high=MAX_SIZE, why="image side in pixels")
     x_tr, y_tr = generate(n_train, seed=seed, split="train", size=size)
     x_te, y_te = generate(n_test, seed=seed, split="test", size=size)
     mean = x_tr.mean(dim=(0, 2, 3), keepdim=True)

@@ -23,8 +23,9 @@ PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     """``{name: module}`` of every Linear / Conv1d / Conv2d: the layers whose weights are
-    pruned (and weight-shared by :mod:`nncompress.quantize`); biases and BN are not."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, PRUNABLE)}
+    pruned (and weight-shared by :mod:`nncompress.quantize`); biases and BN are not.  A layer
+    whose weight became a :class:`~nncompress.quantize.SharedWeight` codebook has none left."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, PRUNABLE) and hasattr(m, "weight")}
 
 
 def prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
