@@ -136,7 +136,8 @@ def test_untouched_exercise_scores_zero_and_exits_1(course, capsys):
     solutions, submit = course
     path = submit(released())
     assert grading.main(["grade", str(path), "--solutions", str(solutions)]) == 1
-    report = grading.grade_submission(path, solutions_dir=solutions)
+    report = grading.grade_submission(path, solutions_dir=solutions, kernel="python3")
+    assert report.kernel == "python3" and report.status == "ok"  # the teacher may name a kernel
     assert (report.score, report.max_score) == (0, 5)
     assert statuses(report) == {"test_add": (0, "failed"), "test_double": (0, "failed")}
     assert set(grading.assemble(released(), assignment()).unanswered) == {"add", "double"}
@@ -194,9 +195,9 @@ def test_points_and_grade_ids_come_from_the_source(course):
 
 
 @kernel
-def test_kernel_is_pinned_and_offline(tmp_path):
+def test_kernel_is_pinned_offline_and_in_a_scratch_folder(tmp_path):
     """The submission names a kernel that does not exist: it runs anyway, in this interpreter,
-    with the offline guard on."""
+    with the offline guard on, in a temporary folder (not beside the source or submission)."""
     source = source_notebook(
         answer("f", "    return 1"),
         code(f"import sys\nassert f() == 1 and sys.executable == {sys.executable!r}",
@@ -204,7 +205,10 @@ def test_kernel_is_pinned_and_offline(tmp_path):
         code("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 9), timeout=2)\n"
              "except OSError as e:\n    blocked = type(e).__name__ == 'NetworkDisabled'\n"
              "assert blocked, 'network reachable'",
-             grade_id="test_offline", grade=True, locked=True, points=1))
+             grade_id="test_offline", grade=True, locked=True, points=1),
+        code(f"import os\nassert os.path.realpath(os.getcwd()) != {str(tmp_path.resolve())!r}\n"
+             "open('left_behind.txt', 'w').close()",
+             grade_id="test_scratch_cwd", grade=True, locked=True, points=1))
     nbformat.write(source, tmp_path / "source.ipynb")
     nb = answered(grading.generate_exercise(source), f="    return 1")
     nb.metadata["kernelspec"] = {"name": "no-such-kernel-anywhere", "display_name": "evil",
@@ -212,7 +216,9 @@ def test_kernel_is_pinned_and_offline(tmp_path):
     nbformat.write(nb, tmp_path / NAME)
     report = grading.grade_submission(tmp_path / NAME, tmp_path / "source.ipynb")
     assert report.status == "ok" and report.offline, report
-    assert statuses(report) == {"test_pinned": (1, "passed"), "test_offline": (1, "passed")}
+    assert statuses(report) == {"test_pinned": (1, "passed"), "test_offline": (1, "passed"),
+                                "test_scratch_cwd": (1, "passed")}
+    assert not list(tmp_path.rglob("left_behind.txt")), "the kernel ran beside the files"
 
 
 @kernel

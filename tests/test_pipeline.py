@@ -108,7 +108,7 @@ def test_file_bytes_formats():
     assert abs(float_bytes - metrics.model_bytes(m)) < 200   # same archive, other record names
     n = metrics.count_params(m)
     assert 4 * n < float_bytes < 4 * n + 4000          # float32 weights plus torch.save's framing
-    shared = q.share_weights(prune.prune_to_sparsity(copy.deepcopy(m), 0.9, scope="layer"), 4)
+    shared = q.share_weights(prune.remove_masks(prune.prune_to_sparsity(copy.deepcopy(m), 0.9, scope="layer")), 4)
     assert pl.file_bytes(shared, "huffman", bits=4, index_bits=5) < float_bytes / 8
     i8 = q.int8_static(m, torch.randn(64, 40))
     assert pl.file_bytes(i8, "int8") < float_bytes / 2

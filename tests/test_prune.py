@@ -101,6 +101,46 @@ def test_global_masks_equal_torch_prune_and_reach_target():
     assert abs(prune.sparsity(m2) - 0.9) < 1e-3
 
 
+def test_per_layer_target_removes_the_smallest_weights():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(16, 40), nn.ReLU(), nn.Linear(40, 6))
+    w = m[0].weight.detach().clone()
+    prune.remove_masks(prune.prune_to_sparsity(m, {"0": 0.75}, scope="layer"))
+    s = prune.layer_sparsities(m)
+    assert set(s) == {"0", "2"}
+    assert s["0"] == pytest.approx(0.75, abs=1 / w.numel()) and s["2"] == 0
+    kept = m[0].weight != 0
+    assert w.abs()[kept].min() >= w.abs()[~kept].max()
+    # an absolute target: the zeros already there count, a growing target prunes on, a smaller one never revives
+    prune.prune_to_sparsity(m, {"0": 0.9, "2": 0.5}, scope="layer")
+    assert prune.layer_sparsities(m)["0"] == pytest.approx(0.9, abs=1 / w.numel())
+    prune.prune_to_sparsity(m, {"0": 0.5}, scope="layer")
+    assert prune.layer_sparsities(m)["0"] == pytest.approx(0.9, abs=1 / w.numel())
+    assert prune.layer_sparsities(m)["2"] == pytest.approx(0.5, abs=1 / 240)
+    with pytest.raises(ValueError, match="target=1.5"):
+        prune.prune_to_sparsity(m, 1.5, scope="layer")
+    with pytest.raises(ValueError, match=r"target\['0'\]=1.5"):
+        prune.prune_to_sparsity(m, {"0": 1.5}, scope="layer")
+    with pytest.raises(ValueError, match="unknown layer"):
+        prune.prune_to_sparsity(m, {"nope": 0.5}, scope="layer")
+    with pytest.raises(ValueError, match="scope='global'"):
+        prune.prune_to_sparsity(m, {"0": 0.5}, scope="global")
+
+
+def test_per_layer_amounts_equal_torch_prune():
+    torch.manual_seed(0)
+    m = models.MLP(20, [16, 8], 4)
+    ref = copy.deepcopy(m)
+    prune.magnitude_prune(m, {"hidden.0": 0.5, "head": 3})
+    tprune.l1_unstructured(ref.hidden[0], "weight", amount=0.5)
+    tprune.l1_unstructured(ref.head, "weight", amount=3)
+    assert torch.equal(m.hidden[0].weight_mask, ref.hidden[0].weight_mask)
+    assert torch.equal(m.head.weight_mask, ref.head.weight_mask)
+    assert not hasattr(m.hidden[1], "weight_mask")  # layers the mapping leaves out are not pruned
+    with pytest.raises(ValueError, match="scope='global'"):
+        prune.magnitude_prune(m, {"head": 0.5}, scope="global")
+
+
 def test_agp_schedule_endpoints_and_shape():
     assert prune.agp_sparsity(0, 10, 0.9) == 0.0
     assert abs(prune.agp_sparsity(10, 10, 0.9) - 0.9) < 1e-12
@@ -196,6 +236,62 @@ def test_save_load_roundtrip(tmp_path):
         assert prune.channel_counts(back) == prune.channel_counts(small)
         x = torch.randn(2, 3, 8, 8) if not isinstance(m, models.MLP) else torch.randn(2, 12)
         assert torch.allclose(back(x), small(x), atol=1e-6)
+
+
+def _saved(tmp_path, small, **change):
+    from nncompress.cache import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "pruned.pt"
+    prune.save_pruned(small, path)
+    entry = load_checkpoint(path)
+    for key, value in change.items():
+        entry[key] = value(entry[key])
+    bad = tmp_path / "bad.pt"
+    save_checkpoint(entry, bad)
+    return bad
+
+
+def test_load_pruned_validates_the_file_before_allocating(tmp_path, monkeypatch):
+    small = prune.structured_prune(models.MLP(12, [10, 6], 3), 0.4, "l1")
+    # an impossible width must fail fast: nothing of that size may ever be allocated
+    allocated = []
+    real_linear_init = nn.Linear.__init__
+
+    def spy(self, cin, cout, *a, **kw):
+        allocated.append(cin * cout)
+        real_linear_init(self, cin, cout, *a, **kw)
+
+    monkeypatch.setattr(nn.Linear, "__init__", spy)
+    bad = _saved(tmp_path, small, channels=lambda c: {**c, "hidden.0": 10**9})
+    width = small.arch_config()["hidden"][0]  # the family member the file describes
+    with pytest.raises(ValueError, match=rf"bad\.pt.*channels\['hidden.0'\]=1000000000.*\[1, {width}\]"):
+        prune.load_pruned(bad)
+    assert max(allocated) < 10**6
+    monkeypatch.undo()
+    for channels, match in ((lambda c: {**c, "hidden.1": 0}, r"channels\['hidden.1'\]=0"),
+                            (lambda c: {**c, "hidden.1": 2.5}, r"channels\['hidden.1'\]=2.5"),
+                            (lambda c: {**c, "hidden.7": 2}, r"unknown unit.*hidden.7")):
+        with pytest.raises(ValueError, match=r"bad\.pt.*" + match):
+            prune.load_pruned(_saved(tmp_path, small, channels=channels))
+    wrong = lambda sd: {**sd, "head.weight": torch.zeros(3, 1)}
+    with pytest.raises(ValueError, match=r"bad\.pt.*state_dict.*head\.weight"):
+        prune.load_pruned(_saved(tmp_path, small, state_dict=wrong))
+    extra = lambda sd: {**sd, "stray.weight": torch.zeros(1)}
+    with pytest.raises(ValueError, match=r"bad\.pt.*unexpected \['stray\.weight'\]"):
+        prune.load_pruned(_saved(tmp_path, small, state_dict=extra))
+    with pytest.raises(ValueError, match=r"bad\.pt.*architecture"):
+        prune.load_pruned(_saved(tmp_path, small, arch=lambda a: {**a, "arch": "vgg"}))
+    assert torch.equal(prune.load_pruned(_saved(tmp_path, small))(torch.ones(1, 12)), small.eval()(torch.ones(1, 12)))
+
+
+def test_save_pruned_deep_cnn_whose_stage_widths_differ(tmp_path):
+    torch.manual_seed(0)
+    m = _randomize_bn(models.SimpleCNN(3, 5, (8, 16), depth=2))
+    small = prune.prune_channels(m, prune.select_channels(m, {"stages.1.0": 0.25, "stages.1.1": 0.75})).eval()
+    prune.save_pruned(small, tmp_path / "deep.pt")
+    back = prune.load_pruned(tmp_path / "deep.pt")
+    x = torch.randn(2, 3, 8, 8)
+    assert prune.channel_counts(back) == prune.channel_counts(small) and torch.allclose(back(x), small(x), atol=1e-6)
 
 
 def test_sensitivity_prunes_one_layer_at_a_time():

@@ -35,6 +35,11 @@ def test_sharing_uses_at_most_2_pow_bits_values_and_keeps_zeros(bits):
     assert max(q.distinct_values(shared).values()) <= 2**bits - 1
 
 
+def test_sharing_refuses_a_model_with_pruning_masks():
+    with pytest.raises(ValueError, match="remove_masks"):
+        q.share_weights(prune.prune_to_sparsity(_mlp(), 0.5, scope="layer"), 3)
+
+
 def test_centroid_gradient_is_sum_of_member_gradients():
     m = _mlp()
     prune.remove_masks(prune.prune_to_sparsity(m, 0.5, scope="layer"))

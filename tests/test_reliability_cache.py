@@ -99,7 +99,24 @@ def test_model_identity_is_deterministic_and_covers_weights_dtype_buffers_and_cl
     assert ident(lin) == PINNED_LINEAR
 
 
-PINNED_LINEAR = "weights-sha256:ac3248ccb118a2e22a57917ec08aad64c0cba3fed612e60977d1d06b3e1e7bf1"
+PINNED_LINEAR = "weights-sha256:924e7199673debaf21414b526d56dc30cca37182342606f872d87a9e73ed6a55"
+
+
+def test_model_identity_sees_every_weight_of_a_quantized_model():
+    """Quantized layers keep (weight, bias) in a tuple whose repr elides the middle: hash the bytes."""
+    import warnings
+
+    def quantized(delta):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(64, 64))
+        with torch.no_grad():
+            m[0].weight[30, 30] += delta
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8)
+
+    assert cache.model_identity(quantized(0.0)) == cache.model_identity(quantized(0.0))
+    assert cache.model_identity(quantized(0.0)) != cache.model_identity(quantized(1.0))
 
 
 def test_model_identity_rejects_non_modules():

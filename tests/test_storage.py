@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from nncompress import quantize as q
+from nncompress import prune, quantize as q
 from nncompress import storage as st
 
 
@@ -75,8 +75,7 @@ def test_fixed_width_round_trip():
 def _shared_model(seed=0):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5))
-    q.prune_magnitude(model, {"0": 0.9, "2": 0.6})
-    q.make_pruning_permanent(model)
+    prune.remove_masks(prune.prune_to_sparsity(model, {"0": 0.9, "2": 0.6}, scope="layer"))
     return model, q.share_weights(model, {"0": 4, "2": 3})
 
 
@@ -266,8 +265,7 @@ MALFORMED = {
                                                     0, p[_entry(h, "quantized")][0][:8])),
                                   "outside the codebook"),
     "index outside the tensor": ("sparse", _set("sparse", "shape", [30, 2]), "outside the tensor|entries="),
-    "header not an object": ("huffman", lambda h, p: (h.clear(), h.update(stage="huffman")),
-                             "exactly the fields"),
+    "extra header field": ("huffman", lambda h, p: h.update(comment="hi"), "exactly the fields"),
 }
 
 
@@ -291,6 +289,9 @@ def test_header_length_and_json_are_checked(tmp_path):
         st.read_state_dict(path)
     path.write_bytes(_join(header, parts, head=b"{not json\xff"))
     with pytest.raises(st.CorruptFile, match="unreadable header"):
+        st.read_state_dict(path)
+    path.write_bytes(_join(header, parts, head=b"[1, 2]"))
+    with pytest.raises(st.CorruptFile, match="an object with exactly the fields"):
         st.read_state_dict(path)
 
 
@@ -367,10 +368,14 @@ def _mutant(draw):
         payload = bytearray(blob[9 + struct.unpack("<I", blob[5:9])[0]:-4])
         for _ in range(draw(hs.integers(1, 6))):
             i = draw(hs.integers(0, len(payload) - 1))
-            payload[i] = draw(hs.integers(0, 255)) if draw(hs.booleans()) else payload[i] ^ (1 << draw(hs.integers(0, 7)))
+            if draw(hs.booleans()):
+                payload[i] = draw(hs.integers(0, 255))
+            else:
+                payload[i] ^= 1 << draw(hs.integers(0, 7))
         return _join(header, payload=bytes(payload), fix_parts=False, parts=None)
     t = draw(hs.integers(0, len(header["tensors"]) - 1))
-    if how == "field":  # one header field set to anything (part lengths kept consistent)
+    if how == "field":  # one header field set to anything, the payload unchanged
+        payload = b"".join(b"".join(p) for p in parts)
         e = header["tensors"][t]
         field = draw(hs.sampled_from(sorted(e) + ["extra"]))
         value = draw(_VALUES)
@@ -380,7 +385,7 @@ def _mutant(draw):
             e[field] = value
         else:
             header[draw(hs.sampled_from(["stage", "tensors", "extra"]))] = value
-        return _join(header, parts, fix_parts=field != "parts")
+        return _join(header, payload=payload, fix_parts=False)
     # "part": one payload part replaced by other bytes, lengths in the header updated to match
     k = draw(hs.integers(0, len(parts[t]) - 1))
     old = parts[t][k]

@@ -138,13 +138,26 @@ def model_identity(model: torch.nn.Module) -> str:
             h.update(len(b).to_bytes(8, "little"))
             h.update(b)
 
+    def feed_value(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            feed("tensor", *_tensor_bytes(value))
+        elif isinstance(value, (list, tuple)):  # e.g. quantized layers' packed (weight, bias)
+            feed(type(value).__qualname__, str(len(value)))
+            for v in value:
+                feed_value(v)
+        elif isinstance(value, dict):
+            feed("dict", str(len(value)))
+            for k, v in value.items():
+                feed(repr(k))
+                feed_value(v)
+        else:  # extra state: a dtype, a number, anything a module chose to put there
+            feed("object", type(value).__qualname__, _ADDRESS.sub("", repr(value)))
+
     cls = type(model)
     feed("nncompress.model_identity/1", f"{cls.__module__}.{cls.__qualname__}", _ADDRESS.sub("", repr(model)))
     for name, value in model.state_dict().items():
-        if isinstance(value, torch.Tensor):
-            feed("tensor", name, *_tensor_bytes(value))
-        else:  # extra state: anything picklable a module chose to put there
-            feed("object", name, type(value).__qualname__, _ADDRESS.sub("", repr(value)))
+        feed(name)
+        feed_value(value)
     return "weights-sha256:" + h.hexdigest()
 
 

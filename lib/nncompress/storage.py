@@ -486,7 +486,7 @@ def _decode_tensor(e: dict, parts: list[bytes]) -> np.ndarray:
     else:
         codebook = np.frombuffer(parts[0], dtype="<f4").astype(np.float32)
         if codebook[0] != 0:
-            raise CorruptFile(f"codebook[0]={codebook[0]!r}: code 0 is reserved for the value 0")
+            raise CorruptFile(f"codebook[0]={float(codebook[0])!r}: code 0 is reserved for the value 0")
         if kind == "quantized":
             gaps = unpack_fixed(parts[1], e["index_bits"], e["entries"])
             codes = unpack_fixed(parts[2], e["bits"], e["entries"])

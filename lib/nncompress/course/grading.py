@@ -41,6 +41,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -570,7 +571,8 @@ def grade_submission(submission: str | os.PathLike, source: str | os.PathLike | 
     The source is ``source`` or ``solutions_dir/<the submission's file name>``
     (:func:`find_source`); the notebook that runs is :func:`assemble`'s (the source with
     the student's answers), executed by :func:`run` (pinned kernel, per-cell and
-    whole-notebook limits, offline guard) in ``cwd`` (default: the source's folder), and
+    whole-notebook limits, offline guard) in ``cwd`` (default: a fresh temporary folder,
+    removed afterwards: nothing the student's code writes lands beside the sources), and
     scored by :func:`grade`.  Nothing in the submission but the text of its solution
     cells is used: its tests, points, checksums and kernelspec are ignored.  Student code
     runs as the user calling this, with that user's rights: isolate it (see README).
@@ -582,8 +584,9 @@ def grade_submission(submission: str | os.PathLike, source: str | os.PathLike | 
     source_path = find_source(submission_path, source, solutions_dir)
     src = read_notebook(source_path, "source")
     assembly = assemble(student, src)
-    execution = run(assembly.nb, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
-                    cwd=cwd or source_path.resolve().parent, kernel=kernel, offline=offline)
+    with tempfile.TemporaryDirectory(prefix="nncompress-grade-", ignore_cleanup_errors=True) as scratch:
+        execution = run(assembly.nb, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
+                        cwd=cwd or scratch, kernel=kernel, offline=offline)
     score, max_score, per_cell = grade(execution.nb)
     notes = assembly.notes()
     if offline and not execution.offline:

@@ -263,8 +263,8 @@ def load_torchvision(name: str, *, seed: int = 0, n_train: int | None = None,
     mean = torch.tensor(spec["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(spec["std"]).view(1, -1, 1, 1)
 
-    def norm(x):
-        return (x.float().div_(255.0) - mean) / std
+    def norm(x):      # in place on the float copy: the same arithmetic as (x / 255 - mean) / std
+        return x.float().div_(255.0).sub_(mean).div_(std)
 
     train = DeviceData(norm(x_tr), y_tr.long(), name=f"{name}/train")
     test = DeviceData(norm(x_te), y_te.long(), name=f"{name}/test")

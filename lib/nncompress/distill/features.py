@@ -251,7 +251,7 @@ class FeatureKDObjective:
         return total
 
     def __call__(self, model: nn.Module, batch: tuple):
-        from . import kd_loss
+        from .kd import kd_loss
 
         x, y = batch[0], batch[1]
         if len(batch) == 3 + len(self.teacher_layers):  # precomputed: (x, y, logits, *features)
@@ -309,7 +309,7 @@ def train_fitnet(name: str, student_config: dict, splits, stage1_config, stage2_
     """
     from .. import cache, models
     from ..train import History, TrainConfig, fit, select_device
-    from . import KDObjective
+    from .kd import KDObjective
 
     s1, s2 = TrainConfig.coerce(stage1_config), TrainConfig.coerce(stage2_config)
     dev = select_device(device)
@@ -404,7 +404,7 @@ def train_feature_student(name: str, student_config: dict, splits, train_config,
     :func:`train_fitnet` info (stage-1 student, regressor before/after, both histories).
     """
     from ..train import get_or_train
-    from . import KDObjective, labelled_subset, teacher_logits
+    from .kd import KDObjective, labelled_subset, teacher_logits
 
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not allowed: expected one of {', '.join(METHODS)}")

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..cache import model_identity
-from . import KDObjective, labelled_subset, teacher_logits, train_student
+from .kd import KDObjective, labelled_subset, teacher_logits, train_student
 from .ensembles import soft_target_objective
 
 

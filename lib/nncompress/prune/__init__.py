@@ -19,7 +19,7 @@ from .channels import (load_pruned, prune_channels, recalibrate_bn, save_pruned,
                        structured_prune, zero_channels)
 from .checks import check_choice, check_ratio
 from .criteria import (CRITERIA, STRUCTURED_CRITERIA, apoz, bn_gamma_importance, bn_l1_penalty,
-                       filter_importance, input_batches, slimming_objective, unit_scores)
+                       filter_importance, input_batches, run_inputs, slimming_objective, unit_scores)
 from .lottery import CONTROLS, control_run, lottery_level, next_masks, scratch_budgets, scratch_epochs
 from .masks import (PRUNABLE, SCOPES, apply_masks, has_masks, keep_masks_callback, layer_sparsities,
                     magnitude_prune, masks, per_layer_values, prunable, prune_to_sparsity, remove_masks,
@@ -31,7 +31,7 @@ from .units import channel_counts, out_dim, unit_names, units
 __all__ = ["load_pruned", "prune_channels", "recalibrate_bn", "save_pruned", "select_channels",
            "structured_prune", "zero_channels", "check_choice", "check_ratio", "CRITERIA",
            "STRUCTURED_CRITERIA", "apoz", "bn_gamma_importance", "bn_l1_penalty", "filter_importance",
-           "input_batches", "slimming_objective", "unit_scores", "CONTROLS", "control_run", "lottery_level",
+           "input_batches", "run_inputs", "slimming_objective", "unit_scores", "CONTROLS", "control_run", "lottery_level",
            "next_masks", "scratch_budgets", "scratch_epochs", "PRUNABLE", "SCOPES", "apply_masks", "has_masks",
            "keep_masks_callback", "layer_sparsities", "magnitude_prune", "masks", "per_layer_values",
            "prunable", "prune_to_sparsity", "remove_masks", "sparsity", "weight_layers", "agp_sparsity",

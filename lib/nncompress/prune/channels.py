@@ -19,14 +19,21 @@ import torch.nn as nn
 from ..cache import load_checkpoint, save_checkpoint
 from ..models import build
 from .checks import check_ratio
-from .criteria import input_batches, unit_scores
+from .criteria import run_inputs, unit_scores
 from .masks import has_masks
 from .units import channel_counts, out_dim, units
 
 
+def _made_on(device: torch.device) -> torch.device | None:
+    """Where a sliced layer is constructed: on ``meta`` for a ``meta`` source (no memory, see
+    :func:`load_pruned`), else on the CPU as always (its random init, overwritten at once,
+    draws from the CPU generator wherever the model lives, so reruns stay reproducible)."""
+    return device if device.type == "meta" else None
+
+
 def _slice_layer(m: nn.Module, out_idx=None, in_idx=None) -> nn.Module:
     """A copy of Linear/Conv ``m`` with only the output rows ``out_idx`` / input columns
-    ``in_idx``, made on ``m``'s device and dtype (on ``meta``: no memory)."""
+    ``in_idx``, on ``m``'s device and dtype."""
     w = m.weight.detach()
     b = m.bias.detach() if m.bias is not None else None
     if out_idx is not None:
@@ -34,12 +41,13 @@ def _slice_layer(m: nn.Module, out_idx=None, in_idx=None) -> nn.Module:
         b = b[out_idx] if b is not None else None
     if in_idx is not None:
         w = w[:, in_idx]
+    made_on = _made_on(w.device)
     if isinstance(m, nn.Linear):
-        new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
+        new = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=made_on)
     else:
         new = type(m)(w.shape[1] * m.groups, w.shape[0], m.kernel_size, m.stride, m.padding,
-                      m.dilation, m.groups, bias=b is not None, padding_mode=m.padding_mode,
-                      device=w.device, dtype=w.dtype)
+                      m.dilation, m.groups, bias=b is not None, padding_mode=m.padding_mode, device=made_on)
+    new = new.to(device=w.device, dtype=w.dtype)
     with torch.no_grad():
         new.weight.copy_(w)
         if b is not None:
@@ -52,7 +60,7 @@ def _slice_bn(bn: nn.modules.batchnorm._BatchNorm, idx) -> nn.Module:
     """A copy of ``bn`` with only the channels ``idx`` (affine and running statistics)."""
     device = next(iter([*bn.parameters(), *bn.buffers()])).device
     new = type(bn)(len(idx), eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
-                   track_running_stats=bn.track_running_stats, device=device)
+                   track_running_stats=bn.track_running_stats, device=_made_on(device)).to(device)
     with torch.no_grad():
         if bn.affine:
             new.weight.copy_(bn.weight[idx]); new.bias.copy_(bn.bias[idx])
@@ -139,7 +147,8 @@ def recalibrate_bn(model: nn.Module, data, *, batch_size: int = 256) -> nn.Modul
     Removing channels of layer k changes the inputs of layer k+1, whose BN still holds the
     dense network's statistics; re-estimating them with forward passes (cumulative average,
     ``momentum=None``) recovers much of the accuracy before any fine-tuning - the
-    "adaptive BN" evaluation of EagleEye (Li et al. 2020, sec. 3.2).  ``data`` as in :func:`~nncompress.prune.apoz`.
+    "adaptive BN" evaluation of EagleEye (Li et al. 2020, sec. 3.2).  ``data`` as in
+    :func:`~nncompress.prune.apoz`.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -152,15 +161,14 @@ def recalibrate_bn(model: nn.Module, data, *, batch_size: int = 256) -> nn.Modul
         m.momentum = None
         m.train()
     try:
-        dev = next(model.parameters()).device
-        for x in input_batches(data, batch_size):
-            model(x.to(dev))
+        run_inputs(model, data, batch_size)
     finally:
         for m, (mom, tr) in zip(bns, saved):
             m.momentum = mom
             m.train(tr)
         model.train(was_training)
     return model
+
 
 def save_pruned(model: nn.Module, path) -> None:
     """Save a channel-pruned model: its architecture config + channel counts + state_dict.

@@ -87,6 +87,15 @@ def input_batches(data, batch_size: int = 512):
 
 
 @torch.no_grad()
+def run_inputs(model: nn.Module, data, batch_size: int) -> None:
+    """Forward every input batch of ``data`` (see :func:`input_batches`) through ``model`` on
+    its device, for the side effects of hooks and BatchNorm statistics."""
+    dev = next(model.parameters()).device
+    for x in input_batches(data, batch_size):
+        model(x.to(dev))
+
+
+@torch.no_grad()
 def apoz(model: nn.Module, layer: str | nn.Module, data, *, batch_size: int = 512) -> torch.Tensor:
     """Average Percentage of Zeros per channel of ``layer``'s output after ReLU (Hu et al. 2016).
 
@@ -112,9 +121,7 @@ def apoz(model: nn.Module, layer: str | nn.Module, data, *, batch_size: int = 51
     was_training = model.training
     model.eval()
     try:
-        dev = next(model.parameters()).device
-        for x in input_batches(data, batch_size):
-            model(x.to(dev))
+        run_inputs(model, data, batch_size)
     finally:
         handle.remove()
         model.train(was_training)

@@ -24,7 +24,7 @@ CONTROLS = ("ticket", "reinit", "random_mask", "sign")
 
 
 def next_masks(trained: Mapping[str, torch.Tensor], prev: Mapping[str, torch.Tensor], rate: float,
-                scope: str) -> dict[str, torch.Tensor]:
+               scope: str) -> dict[str, torch.Tensor]:
     """The masks of the next IMP level: remove a fraction ``rate`` of the surviving weights
     (``prev > 0``) with the smallest |w| of ``trained`` - one threshold over all layers
     (``scope="global"``) or one per layer (Frankle & Carbin 2019, sec. 2, step 4)."""

@@ -101,8 +101,7 @@ def prune_to_sparsity(model: nn.Module, target: float | Mapping[str, float], *,
         for name, t in per_layer.items():
             check_ratio(f"target[{name!r}]" if isinstance(target, Mapping) else "target", t)
         for name, t in per_layer.items():
-            w = layers[name].weight
-            k = max(0, round(t * w.numel()) - int((w == 0).sum()))
+            k = _count_to_prune(round(t * layers[name].weight.numel()), [layers[name]])
             tprune.l1_unstructured(layers[name], "weight", amount=k)
         return model
     if isinstance(target, Mapping):
@@ -110,11 +109,21 @@ def prune_to_sparsity(model: nn.Module, target: float | Mapping[str, float], *,
                          "expected one float, or scope='layer'")
     check_ratio("target", target)
     params = prunable(model)
-    total = sum(getattr(m, n).numel() for m, n in params)
-    zeros = sum(int((getattr(m, n) == 0).sum()) for m, n in params)
-    k = max(0, round(target * total) - zeros)
+    total = sum(m.weight.numel() for m, _ in params)
+    k = _count_to_prune(round(target * total), [m for m, _ in params])
     tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=k)
     return model
+
+
+def _count_to_prune(n_zeros: int, layers: list[nn.Module]) -> int:
+    """torch's ``amount`` that leaves ``n_zeros`` zero weights in ``layers`` (0 if there are
+    that many already: never un-prune).  torch removes ``amount`` of the entries its masks
+    still keep, smallest |w| first - zeros a mask does not cover (e.g. after
+    :func:`remove_masks`) among them - so the count is ``n_zeros`` minus what masks removed."""
+    if sum(int((m.weight == 0).sum()) for m in layers) >= n_zeros:
+        return 0
+    masked = sum(int((m.weight_mask == 0).sum()) for m in layers if hasattr(m, "weight_mask"))
+    return n_zeros - masked
 
 
 def masks(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..prune.masks import per_layer_values, remove_masks, weight_layers
+from ..prune.masks import has_masks, per_layer_values, weight_layers
 
 
 def linear_init(values: torch.Tensor, k: int) -> torch.Tensor:
@@ -90,10 +90,12 @@ def share_weights(model: nn.Module, bits: int | Mapping[str, int] = 5, *, init: 
     """A copy of ``model`` with every Linear/Conv weight replaced by a :class:`SharedWeight`.
 
     ``bits`` per layer (paper: 8 conv, 5 fc) gives ``2**bits - 1`` centroids over the layer's
-    non-zero weights (code 0 is zero); zeros stay zero.  Pruning masks are made permanent first
-    (:func:`nncompress.prune.remove_masks`, on the copy).
+    non-zero weights (code 0 is zero); zeros stay zero.  Pruning must be permanent already
+    (:func:`nncompress.prune.remove_masks`).
     """
-    model = remove_masks(copy.deepcopy(model))
+    if has_masks(model):
+        raise ValueError("share_weights: the model carries torch pruning masks; call nncompress.prune.remove_masks first")
+    model = copy.deepcopy(model)
     layers = weight_layers(model)
     for name, b in per_layer_values(bits, list(layers), "bits").items():
         if not 1 <= int(b) <= 16:

@@ -19,12 +19,12 @@ TOPIC = "hints, the regressor, two-stage training (Romero et al. 2015)"
 
 def feature_kd_specs() -> dict:
     """The data, models and training schedule chapters 03-05 share: chapter 01's protocol
-    (:func:`~nncompress.course.chapters.common.kd_specs`) with FitNets' hint stage, 100
-    student epochs, and RKD's batch of at least 3."""
+    (:func:`~nncompress.course.chapters.common.kd_specs`: the same teacher, student, labelled
+    subset and student schedule, so "KD" is the same number in all four chapters) with FitNets'
+    hint stage and RKD's batch of at least 3."""
     return {
         **kd_specs(),
         "n_labelled": examples({"cpu": 500, "gpu": 45000}, "labelled examples the student sees"),
-        "student_epochs": epochs({"cpu": 100, "gpu": 240}, "student training epochs"),
         "hint_epochs": epochs({"cpu": 20, "gpu": 40}, "FitNets stage-1 epochs"),
         "batch_size": Spec(int, presets={"cpu": 100, "gpu": 64}, low=3, high=65536,
                            help="mini-batch size (RKD needs >= 3)"),

@@ -15,6 +15,7 @@ TOPIC = "deep mutual learning, born-again networks, teacher assistants, label re
 
 SPECS = {
     **kd_specs(),
+    "n_seeds": Spec(int, presets={"cpu": 3, "gpu": 3}, low=1, high=20, help="seeds for mean ± std"),
     "n_val": examples({"cpu": 200, "gpu": 5000}, "validation samples held out of training", low=50),
     "peer": Spec(str, presets={"cpu": "conv1d-16", "gpu": "resnet8x4"}, choices=MODEL_NAMES,
                  help="model of the DML peers, born-again generations and refinery rounds"),

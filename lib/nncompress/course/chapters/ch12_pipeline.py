@@ -21,6 +21,7 @@ FINISHES = ("float32", "int8", "huffman")
 
 SPECS = {
     **kd_specs(),
+    "n_seeds": Spec(int, presets={"cpu": 3, "gpu": 3}, low=1, high=20, help="seeds for mean ± std"),
     "data": Spec(str, presets={"cpu": "mnist1d", "gpu": "cifar10"}, choices=DATASETS, help="dataset"),
     "n_labelled": examples({"cpu": 4500, "gpu": 45000},
                            "labelled examples available for compression (default: the whole training set)"),
