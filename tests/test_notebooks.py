@@ -14,7 +14,9 @@ import pytest
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-OFFLINE = ROOT / "tests" / "offline"  # sitecustomize that refuses non-loopback connections
+from nncompress.course.layout import offline_guard_dir
+
+OFFLINE = offline_guard_dir()  # sitecustomize that refuses non-loopback connections
 
 pytestmark = pytest.mark.notebooks
 

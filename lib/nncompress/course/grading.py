@@ -222,11 +222,10 @@ def _default_solutions_dir() -> Path:
 
 
 def offline_guard_dir() -> Path | None:
-    """The folder of the course's offline guard, ``tests/offline/sitecustomize.py`` (it refuses
-    every non-loopback connection of a Python process with that folder on ``PYTHONPATH``), or
-    None when this checkout has none (an installed package without the tests)."""
-    folder = repo_root() / "tests" / "offline"
-    return folder if (folder / "sitecustomize.py").is_file() else None
+    """The folder of the course's offline guard (:func:`nncompress.course.layout.offline_guard_dir`)."""
+    from .layout import offline_guard_dir as guard
+
+    return guard()
 
 
 def _kernel_manager(kernel: str | None):

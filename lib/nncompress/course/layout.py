@@ -22,3 +22,11 @@ def default_notebooks(root: Path | None = None) -> list[Path]:
 
 def default_out(root: Path | None = None) -> Path:
     return (root or repo_root()) / "runs" / "latest"
+
+
+def offline_guard_dir() -> Path | None:
+    """The folder of the course's offline guard: a ``sitecustomize.py`` that refuses every
+    non-loopback connection of a Python process that has this folder on ``PYTHONPATH``
+    (the notebook tests, grading and ``python -m nncompress.run --offline`` use it)."""
+    folder = Path(__file__).resolve().parent / "offline"
+    return folder if (folder / "sitecustomize.py").is_file() else None

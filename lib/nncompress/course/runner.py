@@ -194,7 +194,7 @@ def run_notebooks(paths: Iterable[str | Path] | None = None,
                   timeout: float | None | str = "default", kernel: str = "python3",
                   progress: bool | None = None, quiet: bool = False,
                   allow_missing_data: bool = False,
-                  abort: threading.Event | None = None) -> list[Result]:
+                  abort: threading.Event | None = None, offline: bool = False) -> list[Result]:
     """Execute notebooks and write ``OUT/executed/*.ipynb``, ``summary.json``, ``summary.md``.
 
     ``paths`` default to the repository's ``notebooks/NN_*.ipynb``; ``out`` to
@@ -238,6 +238,13 @@ def run_notebooks(paths: Iterable[str | Path] | None = None,
     clear_previous_run(out, paths)
 
     env_for_kernel: dict[str, str] = {"NNCOMPRESS_RUN": "1"}
+    if offline:  # the kernels refuse every non-loopback connection
+        from .layout import offline_guard_dir
+
+        guard = offline_guard_dir()
+        if guard is None:
+            raise UsageError("--offline: the offline guard (nncompress/course/offline) is missing")
+        env_for_kernel["PYTHONPATH"] = os.pathsep.join(filter(None, [str(guard), os.environ.get("PYTHONPATH")]))
     if not progress:
         env_for_kernel.update(NO_PROGRESS_ENV)
     # every kernel's intra-op threads are pinned: parallel kernels share the cores instead of
@@ -424,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-missing-data", action="store_true",
                         help="do not fail for notebooks whose dataset is missing")
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-notebook lines")
+    parser.add_argument("--offline", action="store_true",
+                        help="run the kernels under the offline guard (every non-loopback connection refused)")
     parser.add_argument("--grid", nargs=2, action="append", default=[], metavar=("NAME", "VALUES"),
                         help="sweep a parameter over a Python list of values (repeatable: the "
                              "Cartesian product); results in OUT/grid.md and OUT/grid.json")
@@ -456,7 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     timeout = "default" if args.timeout is None else (args.timeout or None)
     common = dict(preset=args.preset, out=args.out, jobs=args.jobs, timeout=timeout, kernel=args.kernel,
-                  progress=args.progress, quiet=args.quiet, allow_missing_data=args.allow_missing_data)
+                  progress=args.progress, quiet=args.quiet, allow_missing_data=args.allow_missing_data,
+                  offline=args.offline)
     if args.grid:
         return _main_grid(args, paths, parameters, common)
     results, code = _guarded(lambda: run_notebooks(paths, parameters, **common))

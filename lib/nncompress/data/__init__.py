@@ -20,63 +20,13 @@ Malformed files raise :class:`DatasetFormatError` naming the file, absent ones
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
 from .checks import DatasetFormatError, DatasetNotFound
 from .device import DeviceData, batch_augment
+from .names import ALIASES, DATASETS, OFFLINE, REAL, canonical_name
+from .splits import Splits, split_off
 
-#: datasets that need no files (generated, or shipped inside an installed package)
-OFFLINE = ("mnist1d", "shapes", "digits")
-#: datasets read from files (found on disk, downloaded only with ``download=True``)
-REAL = ("mnist", "fashion-mnist", "cifar10", "cifar100")
-#: the canonical names
-DATASETS = OFFLINE + REAL
-#: other accepted spellings -> canonical name
-ALIASES = {"fashionmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist"}
-
-
-def canonical_name(name: str) -> str:
-    """The canonical name of dataset ``name`` (``"fashionmnist"`` -> ``"fashion-mnist"``).
-
-    Raises ``ValueError`` listing the known names for anything else.
-    """
-    if name in DATASETS:
-        return name
-    if isinstance(name, str) and name in ALIASES:
-        return ALIASES[name]
-    raise ValueError(f"data={name!r} is not a known dataset: expected one of {', '.join(DATASETS)} "
-                     f"(aliases: {', '.join(f'{a} = {c}' for a, c in ALIASES.items())})")
-
-
-@dataclass
-class Splits:
-    """Train / validation / test sets of one dataset, plus its class names."""
-
-    name: str
-    train: DeviceData
-    val: DeviceData
-    test: DeviceData
-    classes: list[str]
-    info: dict = field(default_factory=dict)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self.train.input_shape
-
-    def to(self, device) -> "Splits":
-        return Splits(self.name, self.train.to(device), self.val.to(device),
-                      self.test.to(device), self.classes, self.info)
-
-    def config(self) -> dict:
-        """What identifies this data in a cache key."""
-        return {"name": self.name, **{k: v for k, v in self.info.items()
-                                      if isinstance(v, (int, float, str, bool))}}
 
 
 def load(name: str, *, seed: int = 0, n_train: int | None = None, n_test: int | None = None,
@@ -111,21 +61,6 @@ def _finish(splits: Splits, device, augment: bool) -> Splits:
     return splits
 
 
-def split_off(data: DeviceData, n_val: int, seed: int) -> tuple[DeviceData, DeviceData]:
-    """``(train, val)``: hold ``n_val`` samples of ``data`` out, deterministically from ``seed``.
-
-    With ``n_val == 0`` the data is returned as is (same order) with an empty validation set.
-    """
-    name = data.name
-    if n_val == 0:
-        train, val = data, data.subset(slice(0, 0))
-    else:
-        g = torch.Generator().manual_seed(seed + 7919)
-        perm = torch.randperm(len(data), generator=g)
-        train, val = data.subset(perm[n_val:]), data.subset(perm[:n_val])
-    train.name = name
-    val.name = name.rsplit("/", 1)[0] + "/val"
-    return train, val
 
 
 __all__ = ["DeviceData", "Splits", "load", "split_off", "batch_augment", "canonical_name",

@@ -21,7 +21,7 @@ import hashlib
 import numpy as np
 import torch
 
-from . import Splits
+from .splits import Splits
 from .checks import DatasetFormatError, check_count, check_labels
 from .device import DeviceData
 from .sampling import stratified_split

@@ -28,7 +28,7 @@ from importlib import metadata
 import numpy as np
 import torch
 
-from . import Splits, split_off
+from .splits import Splits, split_off
 from .checks import check_count
 from .device import DeviceData
 

@@ -42,10 +42,10 @@ import math
 
 import torch
 
-from . import Splits
+from .splits import Splits
 from .checks import check_count
 from .device import DeviceData
-from . import split_off
+from .splits import split_off
 
 CLASSES = ["circle", "ellipse", "square", "triangle",
            "ring", "frame", "hollow_triangle",

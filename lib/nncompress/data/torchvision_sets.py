@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import Splits, canonical_name, split_off
+from .names import canonical_name
+from .splits import Splits, split_off
 from .checks import (DatasetFormatError, DatasetNotFound, check_class_names, check_count,
                      check_labels, check_uint8_pixels, dataset_not_found)
 from .device import DeviceData

@@ -4,6 +4,16 @@
 teacher and student, the labelled subset, both training schedules, the KD temperature and
 weight.  A chapter overrides single entries (``{**kd_specs(), "student_epochs": ...}``)
 and says in its docstring why.  Not a chapter module (no ``NOTEBOOK``): never discovered.
+
+Chapters 01 and 03-05 override nothing of it, so their scratch and KD students are *one*
+cache entry each (seed by seed): they train them under the cache name :data:`KD_STUDENT`
+with the same training configuration (``TrainConfig(epochs=student_epochs, lr=lr,
+batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay, schedule=schedule,
+milestones=(0.625, 0.75, 0.875))``, the teacher ``"ch01-teacher"`` with ``teacher_epochs``,
+``teacher_lr`` and the same batch size), and "KD" is the same number in all four chapters.
+A feature method is compared with that KD at equal total training: a method with a
+separate stage (FitNets' hint stage, ``hint_epochs``) gets ``student_epochs - hint_epochs``
+epochs in its last stage (:func:`check_hint_epochs`).
 """
 from __future__ import annotations
 
@@ -19,6 +29,10 @@ SCHEDULES = ("constant", "cosine", "step")
 #: generated dataset of 10^12 samples); the data layer also checks sizes against the dataset
 MAX_EPOCHS = 10_000
 MAX_EXAMPLES = 10_000_000
+
+#: the cache name of the scratch and KD students of chapters 01 and 03-05 (one entry per
+#: seed and method, shared by the four chapters); the teacher's is ``"ch01-teacher"``
+KD_STUDENT = "kd-student"
 
 
 def epochs(presets: dict, help: str, low: int = 1) -> Spec:
@@ -46,7 +60,8 @@ def kd_specs() -> dict[str, Spec]:
                         help="student model"),
         "teacher_epochs": epochs({"cpu": 30, "gpu": 240}, "teacher training epochs"),
         "student_epochs": epochs({"cpu": 100, "gpu": 240}, "student training epochs (chapters 01, 03-05: the same schedule)"),
-        "batch_size": Spec(int, presets={"cpu": 100, "gpu": 128}, low=1, high=65536, help="mini-batch size"),
+        "batch_size": Spec(int, presets={"cpu": 100, "gpu": 128}, low=3, high=65536,
+                           help="mini-batch size (teacher and students; RKD needs >= 3)"),
         "lr": Spec(float, presets={"cpu": 2e-2, "gpu": 0.05}, low=1e-6, high=10.0, help="student learning rate"),
         "teacher_lr": Spec(float, presets={"cpu": 3e-3, "gpu": 0.05}, low=1e-6, high=10.0,
                            help="teacher learning rate"),
@@ -59,6 +74,16 @@ def kd_specs() -> dict[str, Spec]:
         "n_seeds": Spec(int, presets={"cpu": 5, "gpu": 3}, low=1, high=20,
                         help="seeds of the headline comparisons (paired 95 % t intervals)"),
     }
+
+
+def check_hint_epochs(params) -> str | None:
+    """An error unless a separate first stage (``hint_epochs``) leaves the last stage at least
+    one of the ``student_epochs`` (equal total training: the first stage counts)."""
+    if params.hint_epochs >= params.student_epochs:
+        return (f"parameter hint_epochs = {params.hint_epochs!r} is not allowed with student_epochs = "
+                f"{params.student_epochs!r}: the hint stage counts against the student's epochs, so "
+                f"expected an integer in [1, {params.student_epochs - 1}]")
+    return None
 
 
 def num_classes(data: str) -> int:
