@@ -1,4 +1,6 @@
 """Specialist ensembles (Hinton 2015 sec. 5) and peer / generation distillation (DML, BAN, TA, refinery)."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -189,3 +191,72 @@ def test_train_specialist_hard_and_soft_are_cached_and_start_from_the_generalist
     model = lambda x: x  # noqa: E731 - identity "model": the logits are the input
     loss, _ = obj(model, (z, torch.zeros(4, dtype=torch.long), p))
     assert abs(loss.item()) < 1e-5  # soft targets equal to the model's own output: zero loss
+
+
+def test_aggregate_logits_softmax_at_T_is_the_summed_probabilities_at_T():
+    # derivation: exp(z_d / T) = sum_{j not in g} exp(z_j / T)  =>  softmax(z_agg / T) = aggregated softmax(z / T)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(20, 7, generator=g, dtype=torch.float64) * 3
+    for group in ([1, 4], [0], [2, 3, 5, 6]):
+        for T in (1.0, 2.0, 5.0):
+            agg = ensembles.aggregate_logits(z, group, T)
+            assert agg.shape == (20, len(group) + 1)
+            want = ensembles.aggregate_to_group(F.softmax(z / T, 1), group)
+            assert torch.allclose(F.softmax(agg / T, 1), want, atol=1e-12)
+    # hand-computed case: z = [0, ln 2, ln 3], group [0]: the T = 1 dustbin logit is ln(2 + 3) = ln 5,
+    # the T = 2 one is 2 ln(sqrt 2 + sqrt 3) = ln 9.899 > ln 5
+    z = torch.tensor([[0.0, math.log(2), math.log(3)]], dtype=torch.float64)
+    assert ensembles.aggregate_logits(z, [0], 1.0)[0, 1].item() == pytest.approx(math.log(5))
+    assert ensembles.aggregate_logits(z, [0], 2.0)[0, 1].item() == pytest.approx(2 * math.log(math.sqrt(2) + math.sqrt(3)))
+    with pytest.raises(ValueError, match="temperature=0"):
+        ensembles.aggregate_logits(z, [0], 0)
+    with pytest.raises(ValueError, match="no dustbin"):
+        ensembles.aggregate_logits(z, [0, 1, 2], 1.0)
+
+
+def test_soft_targets_are_consistent_at_T1_and_the_T_summed_ones_over_predict_the_dustbin():
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(50, 10, generator=g, dtype=torch.float64) * 2
+    group, T = [2, 5, 7], 2.0
+    at_t1 = ensembles.aggregate_to_group(F.softmax(z, 1), group)  # what the generalist says at inference
+    # a specialist that matched the targets exactly has logits log(targets) * T + const; read it at T = 1
+    new = ensembles.specialist_soft_targets(z, group, T)
+    assert torch.allclose(new.sum(1), torch.ones(50, dtype=torch.float64))
+    assert torch.allclose(F.softmax(T * new.log(), 1), at_t1, atol=1e-10)
+    old = ensembles.aggregate_to_group(F.softmax(z / T, 1), group)  # the defect: summed at T
+    old_at_t1 = F.softmax(T * old.log(), 1)
+    assert (old_at_t1[:, -1] > at_t1[:, -1] + 1e-6).all()  # T logsumexp(z/T) > logsumexp(z) for T > 1
+    # at T = 1 both constructions agree
+    assert torch.allclose(ensembles.specialist_soft_targets(z, group, 1.0), at_t1, atol=1e-12)
+
+
+def test_dustbin_log_shift_undoes_the_oversampling_prior_shift():
+    # 30 % of the labels in the group; the specialist's data is 50/50: shift = ln(0.7 / 0.3)
+    y = torch.tensor([0] * 30 + [1] * 70)
+    assert ensembles.dustbin_log_shift(y, [0]) == pytest.approx(math.log(0.7 / 0.3))
+    # a majority group (80 %): all 80 inside + the 20 others, nothing oversampled: no shift
+    y = torch.tensor([0] * 80 + [1] * 20)
+    assert ensembles.dustbin_log_shift(y, [0]) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="group"):
+        ensembles.dustbin_log_shift(torch.zeros(5, dtype=torch.long), [0])
+    # prior shift by hand: true posterior p, trained on the oversampled set the model learns p * w (renormalised);
+    # adding the shift to the dustbin logit gives p back
+    pi, rho = 0.3, 0.5
+    p = torch.tensor([[0.2, 0.8], [0.6, 0.4]], dtype=torch.float64)  # [special, dustbin]
+    w = torch.tensor([rho / pi, (1 - rho) / (1 - pi)], dtype=torch.float64)
+    biased = p * w / (p * w).sum(1, keepdim=True)
+    fixed = F.softmax(ensembles.correct_dustbin(biased.log(), math.log(rho * (1 - pi) / (pi * (1 - rho)))), 1)
+    assert torch.allclose(fixed, p, atol=1e-12)
+    z = torch.zeros(2, 3)
+    assert torch.equal(ensembles.correct_dustbin(z, 1.5)[:, -1], torch.full((2,), 1.5)) and z.sum() == 0
+
+
+def test_clustering_matrix_is_what_confusable_groups_clusters():
+    p = _probs(200, 6, 3)
+    cov = ensembles.prediction_covariance(p)
+    corr = ensembles.clustering_matrix(p)
+    assert torch.allclose(corr.diagonal(), torch.ones(6), atol=1e-5)
+    assert torch.allclose(ensembles.clustering_matrix(p, normalize=False), cov)
+    assert ensembles.confusable_groups(p, 3, seed=0) == ensembles.confusable_groups(None, 3, seed=0, covariance=cov)
+    with pytest.raises(ValueError, match="probs or covariance"):
+        ensembles.clustering_matrix()

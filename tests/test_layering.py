@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "lib" / "nncompress"
 
-FOUNDATION = ("data", "models", "metrics", "latency", "cache", "train", "stats", "storage", "plots")
+FOUNDATION = ("data", "models", "metrics", "latency", "deploy", "cache", "train", "stats", "storage", "plots")
 METHODS = ("distill", "prune", "quantize", "lowrank", "design", "early_exit", "pipeline")
 # entry points that are allowed to reach into the course: the package's lazy shortcuts
 # (nc.record / nc.claim) and the ``python -m nncompress.run`` command name

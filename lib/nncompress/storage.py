@@ -304,6 +304,32 @@ def compressible(model: nn.Module) -> list[str]:
             if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and hasattr(m, "weight")]
 
 
+def dense_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict with plain names (``layer.weight``), on the CPU: weight-shared layers
+    (any module with a ``shared_weight()`` method and a ``codebook``, such as
+    :class:`nncompress.quantize.SharedWeight`) materialised, pruning masks applied."""
+    sd = {}
+    full = model.state_dict()
+    shared = {n: m for n, m in model.named_modules() if callable(getattr(m, "shared_weight", None))}
+    for k, v in full.items():
+        owner = next((n for n in shared if k.startswith(n + ".")), None)
+        if owner is not None:
+            rest = k[len(owner) + 1:]
+            if rest == "codebook":
+                sd[f"{owner}.weight"] = shared[owner].shared_weight().detach().cpu()
+            elif rest.startswith("module."):
+                sd[f"{owner}.{rest[7:]}"] = v.detach().cpu()
+            continue
+        if k.endswith("weight_mask"):
+            continue
+        if k.endswith("weight_orig"):
+            base = k[: -len("_orig")]
+            sd[base] = v.detach().cpu() * full[base + "_mask"].cpu()
+            continue
+        sd[k] = v.detach().cpu()
+    return sd
+
+
 def save_compressed(model: nn.Module, path, *, stage: str = "huffman", bits: int | Mapping[str, int] = 5,
                     index_bits: int | Mapping[str, int] = 5) -> dict:
     """Write ``model`` (pruned; for ``quantized``/``huffman`` also weight-shared) to ``path``.
@@ -316,7 +342,6 @@ def save_compressed(model: nn.Module, path, *, stage: str = "huffman", bits: int
     """
     if stage not in STAGES:
         raise ValueError(f"stage={stage!r} is not allowed: expected one of {', '.join(STAGES)}")
-    from .quantize import dense_state_dict
 
     sd = dense_state_dict(model)
     targets = set(compressible_names(sd, model))

@@ -8,8 +8,15 @@
    ``TensorDataset`` - same model, data, batch size and optimizer - in samples/s.
 3. **Teacher-output caching for KD**: a KD epoch that runs the teacher on every batch vs
    one that reads the teacher's logits computed once (possible without augmentation).
+4. **Deployment latency** (:func:`engine_latency`, :func:`sparsity_latency`): per model, eager
+   PyTorch fp32 vs ONNX Runtime fp32 and int8 (ORT dynamic and static), eager ``torch.ao``
+   int8 and PT2E int8; one thread vs all; masked (zeros in a dense kernel) vs physically
+   pruned (narrower layers) vs a sparse (CSR) kernel.  Every time is
+   :func:`nncompress.latency.measure`: median of blocks with a 95 % interval; ratios whose
+   intervals overlap are marked as ties.
 
-Writes ``OUT/bench.json`` and ``OUT/bench.md``; ``--skip-notebooks`` for the loop parts only.
+Writes ``OUT/bench.json`` and ``OUT/bench.md``; ``--skip-notebooks`` for the loop parts only,
+``--deploy-only`` for part 4 only.
 """
 from __future__ import annotations
 
@@ -136,6 +143,179 @@ def speed_options(*, n: int = 2000, epochs: int = 2, device: str = "auto") -> di
             "ratio_vs_default": {k: v / res["default"] for k, v in res.items()}}
 
 
+# --------------------------------------------------------------------------- deployment latency
+
+DEPLOY_BATCH = 64
+_TIMING = dict(blocks=10, block_seconds=0.01, warmup=3)
+
+
+def _deploy_models() -> list[tuple[str, torch.nn.Module, torch.Tensor]]:
+    """The model kinds of the ledger that build in milliseconds (untrained: latency does not
+    depend on the weight values of a dense kernel): ``(name, model, input batch)``."""
+    from .. import models
+
+    def build(cfg):
+        torch.manual_seed(0)
+        return models.build(cfg).eval()
+
+    g = torch.Generator().manual_seed(0)
+    mnist = torch.randn(DEPLOY_BATCH, 784, generator=g)
+    signal = torch.randn(DEPLOY_BATCH, 40, generator=g)
+    images = torch.randn(DEPLOY_BATCH, 3, 32, 32, generator=g)
+    return [("MLP LeNet-300-100", build({"arch": "mlp", "in_dim": 784, "hidden": [300, 100], "num_classes": 10}),
+             mnist),
+            ("SimpleCNN 16-32-64", build({"arch": "cnn", "in_channels": 3, "num_classes": 10,
+                                          "widths": [16, 32, 64]}), images),
+            ("Conv1DNet 64-64-64 (teacher)", build({"arch": "conv1d", "num_classes": 10, "widths": [64, 64, 64]}),
+             signal),
+            ("Conv1DNet channel-pruned to 32-16-24", build({"arch": "conv1d", "num_classes": 10,
+                                                           "widths": [32, 16, 24]}), signal)]
+
+
+def _ms(lat) -> dict:
+    return {"median": lat.median, "low": lat.low, "high": lat.high, "threads": lat.threads}
+
+
+def engine_latency(*, threads_all: int | None = None, pt2e: bool = True) -> dict:
+    """Per model (batch :data:`DEPLOY_BATCH`): eager fp32, ORT fp32, ORT int8 dynamic and static,
+    eager ``torch.ao`` int8 (dynamic for MLPs, static for conv nets), PT2E int8 (reference graph
+    and inductor-compiled); eager fp32 and ORT fp32 again with all threads."""
+    from .. import deploy, latency, quantize
+
+    threads_all = threads_all or os.cpu_count() or 1
+    rows, notes = [], []
+    try:
+        from ..quantize.pt2e import int8_pt2e
+    except ImportError as err:  # pragma: no cover - torchao is pinned
+        int8_pt2e, pt2e = None, False
+        notes.append(f"PT2E int8 not measured: {err}")
+    with tempfile.TemporaryDirectory() as d:
+        for name, model, x in _deploy_models():
+            t0 = time.perf_counter()
+            path = deploy.export_onnx(model, x[:2], Path(d) / "fp32.onnx")
+            dyn = deploy.ort_int8_dynamic(path, Path(d) / "dyn.onnx")
+            static = deploy.ort_int8_static(path, Path(d) / "static.onnx", x)
+            engines = {"torch fp32": model, "ORT fp32": deploy.ort_session(path),
+                       "ORT int8 dynamic": deploy.ort_session(dyn), "ORT int8 static": deploy.ort_session(static)}
+            is_mlp = type(model).__name__ == "MLP"
+            engines["torch.ao int8 " + ("dynamic" if is_mlp else "static")] = (
+                quantize.int8_dynamic(model) if is_mlp else quantize.int8_static(model, x))
+            if pt2e:
+                engines["PT2E int8 (reference)"] = int8_pt2e(model, x)
+                engines["PT2E int8 (inductor)"] = int8_pt2e(model, x, compile=True)
+            lat = {}
+            for engine, run in engines.items():
+                lat[engine] = (deploy.ort_latency(run, x, **_TIMING) if engine.startswith("ORT")
+                               else latency.measure(run, x, threads=1, **_TIMING))
+            if threads_all > 1:
+                lat[f"torch fp32 ×{threads_all}"] = latency.measure(model, x, threads=threads_all, **_TIMING)
+                lat[f"ORT fp32 ×{threads_all}"] = deploy.ort_latency(deploy.ort_session(path, threads=threads_all),
+                                                                     x, **_TIMING)
+            rows.append({"model": name, "batch": len(x), "ms": {k: _ms(v) for k, v in lat.items()},
+                         "torch_over_ort": lat["torch fp32"].median / lat["ORT fp32"].median,
+                         "torch_ort_tie": lat["torch fp32"].ties(lat["ORT fp32"]),
+                         "seconds": time.perf_counter() - t0})
+    return {"threads_all": threads_all, "rows": rows, "notes": notes}
+
+
+class _CSRLinear(torch.nn.Module):
+    """``nn.Linear`` with its weight as a ``torch.sparse_csr`` tensor (a sparse kernel)."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        self.weight = linear.weight.detach().to_sparse_csr()
+        self.bias = linear.bias.detach()
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+def _csr_mlp(mlp):
+    import copy
+    import warnings
+
+    m = copy.deepcopy(mlp)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Sparse CSR tensor support is in beta state", category=UserWarning)
+        m.hidden = torch.nn.ModuleList(_CSRLinear(lin) for lin in m.hidden)
+        m.head = _CSRLinear(m.head)
+    return m
+
+
+def sparsity_latency(*, sparsities=(0.5, 0.9, 0.99), batches=(1, 64)) -> list[dict]:
+    """LeNet-300-100 at each sparsity ``s``: **masked** (``s`` of each layer's weights zeroed by
+    magnitude, dense kernel), **physically pruned** (hidden widths × (1 - s): the neurons
+    removed, about the same weight count in the first layer), **sparse kernel** (the masked
+    weights as CSR); dense as the reference.  One thread, batch 1 and 64."""
+    from .. import latency, models, prune
+
+    torch.manual_seed(0)
+    dense = models.build({"arch": "mlp", "in_dim": 784, "hidden": [300, 100], "num_classes": 10}).eval()
+    rows = []
+    for b in batches:
+        x = torch.randn(b, 784)
+        ref = latency.measure(dense, x, threads=1, **_TIMING)
+        rows.append({"batch": b, "sparsity": 0.0, "ms": {"dense": _ms(ref)}})
+        for s in sparsities:
+            import copy
+
+            masked = prune.remove_masks(prune.prune_to_sparsity(copy.deepcopy(dense), s, scope="layer")).eval()
+            torch.manual_seed(0)
+            narrow = models.build({"arch": "mlp", "in_dim": 784, "hidden": [max(1, round(300 * (1 - s))),
+                                                                             max(1, round(100 * (1 - s)))],
+                                   "num_classes": 10}).eval()
+            lat = {"masked (dense kernel)": latency.measure(masked, x, threads=1, **_TIMING),
+                   "physically pruned": latency.measure(narrow, x, threads=1, **_TIMING),
+                   "sparse CSR kernel": latency.measure(_csr_mlp(masked), x, threads=1, **_TIMING)}
+            rows.append({"batch": b, "sparsity": s, "ms": {k: _ms(v) for k, v in lat.items()},
+                         "speedup_over_dense": {k: ref.median / v.median for k, v in lat.items()},
+                         "tie_with_dense": {k: v.ties(ref) for k, v in lat.items()}})
+    return rows
+
+
+def _deploy_markdown(dep: dict, sparse: list[dict]) -> list[str]:
+    def cell(v):
+        return f"{v['median']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+
+    rows = dep["rows"]
+    engines = sorted(dict.fromkeys(k for r in rows for k in r["ms"]),  # fp32, ORT, torch.ao, PT2E, then ×N threads
+                     key=lambda e: ("×" in e, min(list(r["ms"]).index(e) for r in rows if e in r["ms"])))
+    lines = ["## Deployment latency (CPU): eager PyTorch vs ONNX Runtime, int8 engines, threads", "",
+             f"ms per batch of {rows[0]['batch'] if rows else DEPLOY_BATCH}: median [95 % interval] of "
+             "`nncompress.latency.measure` blocks; one thread unless marked ×N (N intra-op threads). "
+             "torch/ORT: eager fp32 time over ORT fp32 time (> 1: ORT faster); *tie* when the intervals overlap. "
+             "int8 weights are untrained-model weights: only time is compared here.", "",
+             "| engine | " + " | ".join(r["model"] for r in rows) + " |",
+             "|---|" + "---:|" * len(rows)]
+    for e in engines:
+        lines.append(f"| {e} | " + " | ".join(cell(r["ms"][e]) if e in r["ms"] else "n/a" for r in rows) + " |")
+    lines.append("| **torch/ORT fp32** | " + " | ".join(
+        f"**{r['torch_over_ort']:.2f}x**" + (" (tie)" if r["torch_ort_tie"] else "") for r in rows) + " |")
+    for q in ("ORT int8 dynamic", "ORT int8 static"):
+        lines.append(f"| ORT fp32 / {q} (> 1: int8 faster) | " + " | ".join(
+            f"{r['ms']['ORT fp32']['median'] / r['ms'][q]['median']:.2f}x" for r in rows) + " |")
+    n = dep["threads_all"]
+    if n > 1:
+        for eng in ("torch fp32", "ORT fp32"):
+            lines.append(f"| {eng}: speed-up of ×{n} threads over 1 | " + " | ".join(
+                f"{r['ms'][eng]['median'] / r['ms'][f'{eng} ×{n}']['median']:.2f}x" for r in rows) + " |")
+    lines += ["", *[f"- {note}" for note in dep["notes"]]] if dep["notes"] else [""]
+    lines += ["### Masked vs physically pruned vs sparse kernel (LeNet-300-100, 1 thread)", "",
+              "Speed-up over the dense model (its time in the first row of each batch); *tie*: the intervals "
+              "overlap. Physically pruned: hidden widths × (1 − sparsity).", "",
+              "| batch | sparsity | masked (dense kernel) | physically pruned | sparse CSR kernel |",
+              "|---:|---:|---:|---:|---:|"]
+    for r in sparse:
+        if r["sparsity"] == 0:
+            lines.append(f"| {r['batch']} | dense | {cell(r['ms']['dense'])} ms | | |")
+            continue
+        lines.append(f"| {r['batch']} | {r['sparsity']:.0%} | " + " | ".join(
+            f"{r['speedup_over_dense'][k]:.2f}x" + (" (tie)" if r["tie_with_dense"][k] else "")
+            for k in ("masked (dense kernel)", "physically pruned", "sparse CSR kernel")) + " |")
+    lines.append("")
+    return lines
+
+
 def notebook_times(notebooks=None) -> list[dict]:
     """Each notebook cold (empty cache) and warm (the cache it filled)."""
     from .runner import run_notebooks
@@ -172,6 +352,10 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| **total** | | {sum(r['cold_s'] for r in result['notebooks']):.1f} | "
                      f"{sum(r['warm_s'] for r in result['notebooks']):.1f} | |")
         lines.append("")
+    if result.get("deploy"):
+        lines += _deploy_markdown(result["deploy"], result["sparsity"])
+    if not result.get("loops"):
+        return "\n".join(lines)
     lines += ["## Training loop throughput (CPU)", "",
               "Same model, data, batch size and optimizer; best of the interleaved repeats.", "",
               "| data | model | augmentation | DataLoader (samples/s) | nncompress.fit (samples/s) | ratio |",
@@ -203,16 +387,23 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-notebooks", action="store_true")
     ap.add_argument("--speed-options", action="store_true",
                     help="also measure channels_last / AMP / torch.compile (slow on CPU: compilation)")
+    ap.add_argument("--deploy-only", action="store_true",
+                    help="only the deployment-latency tables (ONNX Runtime, int8 engines, sparsity, threads)")
     ap.add_argument("notebooks", nargs="*")
     args = ap.parse_args(argv)
     os.environ.setdefault("NNCOMPRESS_PROGRESS", "0")
     result = {"environment": environment(), "date": time.strftime("%Y-%m-%d")}
-    result["loops"] = [loop_throughput(),
-                       loop_throughput(dataset="shapes", arch="cnn-tiny", augment=True, n=2000, epochs=2)]
-    result["kd_cache"] = kd_teacher_cache_speedup()
-    if args.speed_options:
+    t0 = time.perf_counter()
+    result["deploy"] = engine_latency()
+    result["sparsity"] = sparsity_latency()
+    result["deploy_seconds"] = time.perf_counter() - t0
+    if not args.deploy_only:
+        result["loops"] = [loop_throughput(),
+                           loop_throughput(dataset="shapes", arch="cnn-tiny", augment=True, n=2000, epochs=2)]
+        result["kd_cache"] = kd_teacher_cache_speedup()
+    if args.speed_options and not args.deploy_only:
         result["speed_options"] = speed_options()
-    if not args.skip_notebooks:
+    if not args.skip_notebooks and not args.deploy_only:
         result["notebooks"] = notebook_times(args.notebooks or None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,12 +7,15 @@
   peers' predictions are constants in each L_k, so the joint step equals K separate steps
   on the same batch); :func:`dml_step` is the paper's Algorithm 1, which updates peers
   one after the other and recomputes the predictions in between.
-* Born-Again Networks (Furlanello et al., ICML 2018): generation k+1, the same architecture,
-  is distilled from generation k; the ensemble of generations (BANE) averages their outputs.
+* Born-Again Networks (Furlanello et al., ICML 2018, sec. 3, eq. 2): generation k+1, the same
+  architecture, is trained on generation k's output only, L(f(x, theta_k*), f(x, theta_k+1)),
+  with no label term; the ensemble of generations (BANE) averages their outputs.
 * Teacher Assistant KD (Mirzadeh et al., AAAI 2020): when the teacher is far larger than the
   student, distil teacher -> assistant(s) of intermediate size -> student.
 * Label Refinery (Bagherinezhad et al. 2018): train on the labels, replace the labels by the
   model's predictions on the training set (refined, soft labels), retrain on those; repeat.
+  Without data augmentation a round is a born-again generation at T = 1, alpha = 1: the
+  soft-target cross-entropy differs from KL(p || q) by H(p), a constant for the student.
 """
 from __future__ import annotations
 
@@ -161,8 +164,11 @@ def born_again(name: str, model_config: dict, splits, train_config, *, seed: int
                device="auto", progress=None):
     """Born-Again Networks (Furlanello et al. 2018, sec. 3): generation 0 trained on labels,
     generation k >= 1 (same architecture, fresh initialisation seed + 1000 k) distilled from
-    generation k-1 with :func:`nncompress.distill.kd_loss` (the paper's default is the teacher-only
-    loss: ``alpha=1``, ``T=1``).  All generations see the same ``n_labelled`` examples.
+    generation k-1 with :func:`nncompress.distill.kd_loss`.  The defaults ``alpha=1``, ``T=1``
+    are the paper's setting: the student is trained on the teacher's output only (eq. 2, no
+    label term, no temperature), i.e. KL(p_{k-1} || p_k); other values give Hinton's KD loss
+    between generations.  All generations see the same ``n_labelled`` examples; generation 0
+    is the same cache entry as :func:`nncompress.distill.train_student` without a teacher.
     Returns ``[(model, history), ...]`` for generations 0..``generations``.
     """
     from ..train import get_or_train

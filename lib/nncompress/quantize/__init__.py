@@ -15,14 +15,15 @@ Low-rank factorisation lives in :mod:`nncompress.lowrank`.
 from __future__ import annotations
 
 from .binary import BinarizeSTE, BinaryLinear, binarize, binarize_model, binary_bytes, glorot_scale
-from .int8 import (BACKENDS, OBSERVERS, Int8Model, check_backend, convert_qat, fusion_groups, int8_dynamic,
+from .int8 import (BACKENDS, calibration_batch, OBSERVERS, Int8Model, check_backend, convert_qat, fusion_groups, int8_dynamic,
                    int8_qat, int8_qconfig, int8_static, prepare_qat, quantized_engine, quantized_layers,
                    quantized_weight_count, quiet_torch_ao)
+from .pt2e import int8_pt2e, pt2e_weight_dtypes
 from .sharing import (SharedWeight, centroid_grad, dense_state_dict, distinct_values, kmeans_1d, linear_init,
                       share_weights, shared_layers)
 
 __all__ = ["BinarizeSTE", "BinaryLinear", "binarize", "binarize_model", "binary_bytes", "glorot_scale",
            "BACKENDS", "OBSERVERS", "Int8Model", "check_backend", "convert_qat", "fusion_groups", "int8_dynamic",
-           "int8_qat", "int8_qconfig", "int8_static", "prepare_qat", "quantized_engine", "quantized_layers",
+           "int8_qat", "int8_qconfig", "int8_static", "int8_pt2e", "pt2e_weight_dtypes", "calibration_batch", "prepare_qat", "quantized_engine", "quantized_layers",
            "quantized_weight_count", "quiet_torch_ao", "SharedWeight", "centroid_grad", "dense_state_dict",
            "distinct_values", "kmeans_1d", "linear_init", "share_weights", "shared_layers"]

@@ -161,7 +161,7 @@ def int8_qconfig(backend: str = "x86", *, observer: str = "minmax", per_channel:
     return tq.QConfig(activation=a_obs.with_args(**act_range), weight=w_kw.pop("observer").with_args(**w_kw))
 
 
-def _inputs(data, n: int) -> torch.Tensor:
+def calibration_batch(data, n: int) -> torch.Tensor:
     """The first ``n`` inputs of a tensor, a ``DeviceData`` or an iterable of ``(x, ...)`` batches."""
     if isinstance(data, torch.Tensor):
         return data[:n]
@@ -229,7 +229,7 @@ def int8_static(model: nn.Module, calibration_data, *, n_calibration: int = 256,
     if not (isinstance(n_calibration, int) and n_calibration >= 1):
         raise ValueError(f"n_calibration={n_calibration!r} is not allowed: expected an int >= 1")
     m = _prepared(model, backend, int8_qconfig(backend, observer=observer, per_channel=per_channel), False)
-    x = _inputs(calibration_data, n_calibration).detach().cpu().float()
+    x = calibration_batch(calibration_data, n_calibration).detach().cpu().float()
     with torch.no_grad(), quiet_torch_ao():
         for start in range(0, len(x), batch_size):
             m(x[start:start + batch_size])
@@ -298,7 +298,7 @@ def int8_qat(model: nn.Module, train_data, train_config=None, *, backend: str = 
                "seed": seed, "freeze_bn_after": freeze_bn_after, "freeze_observers_after": freeze_observers_after}
         value = get_or_compute(cache_name, key, compute)[0]
         prepared.load_state_dict(value["state_dict"])
-    qmodel = convert_qat(prepared, _inputs(train_data, 2))
+    qmodel = convert_qat(prepared, calibration_batch(train_data, 2))
     qmodel.history = History.from_dict(value["history"])
     return qmodel
 

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..prune.masks import has_masks, per_layer_values, weight_layers
+from ..storage import dense_state_dict
 
 
 def linear_init(values: torch.Tensor, k: int) -> torch.Tensor:
@@ -119,29 +120,6 @@ def centroid_grad(weight_grad: torch.Tensor, index: torch.Tensor, k: int) -> tor
     """Eq. 3 of Han et al. 2016: ``dL/dC_k = sum_{i,j: I_ij = k} dL/dW_ij`` (index -1 ignored)."""
     keep = index >= 0
     return torch.zeros(k, dtype=weight_grad.dtype).index_add_(0, index[keep], weight_grad[keep])
-
-
-def dense_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict with plain names (``layer.weight``), shared weights materialised, masks applied."""
-    sd = {}
-    shared = shared_layers(model)
-    for k, v in model.state_dict().items():
-        owner = next((n for n in shared if k.startswith(n + ".")), None)
-        if owner is not None:
-            rest = k[len(owner) + 1:]
-            if rest == "codebook":
-                sd[f"{owner}.weight"] = shared[owner].shared_weight().detach().cpu()
-            elif rest.startswith("module."):
-                sd[f"{owner}.{rest[7:]}"] = v.detach().cpu()
-            continue
-        if k.endswith("weight_mask"):
-            continue
-        if k.endswith("weight_orig"):
-            base = k[: -len("_orig")]
-            sd[base] = v.detach().cpu() * model.state_dict()[base + "_mask"].cpu()
-            continue
-        sd[k] = v.detach().cpu()
-    return sd
 
 
 def distinct_values(model: nn.Module) -> dict[str, int]:
