@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NB     ?=
 ARGS   ?=
 
-.PHONY: install run lab test test-fast bench exercises check-exercises params check-params store-outputs classroom report clean-runs
+.PHONY: readme-results install run lab test test-fast bench exercises check-exercises params check-params store-outputs classroom report clean-runs
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ classroom: $(STAMP)  ## a stock nbgrader course directory in classroom/ (or DIR=
 
 report: $(STAMP)  ## refresh the README results block + docs/results/ from runs/latest
 	$(PY) -m nncompress.course.report runs/latest --update-readme README.md
+
+readme-results: $(STAMP)  ## README results block from the test suite's notebook runs (default + Fashion-MNIST)
+	$(PY) -m nncompress.course.report runs/ci-fashion-mnist --merge artifacts/notebook-runs-fashion-mnist/*/
+	$(PY) -m nncompress.course.report runs/ci --merge artifacts/notebook-runs/*/ --update-readme README.md \
+	    --also "The image chapters on real images (Fashion-MNIST)" runs/ci-fashion-mnist
 
 clean-runs:
 	rm -rf runs/

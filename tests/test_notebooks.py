@@ -57,6 +57,43 @@ def test_notebook_executes_in_default_preset(notebook, tmp_path, course_cache, m
         f"- {c['text']} ({c['evidence']})" for c in broken)
 
 
+def _image_chapters():
+    """Chapters whose default (cpu) data are images: each must also run on real Fashion-MNIST."""
+    from nncompress.course import chapters
+
+    out = []
+    for path in NOTEBOOKS:
+        spec = chapters.specs(path.stem).get("data")
+        if spec is not None and spec.default_for("cpu") == "shapes":
+            out.append(path)
+    return out
+
+
+IMAGE_CHAPTERS = _image_chapters()
+
+
+def test_image_chapters_accept_fashion_mnist():
+    assert len(IMAGE_CHAPTERS) >= 4
+    from nncompress.course import chapters
+
+    for path in IMAGE_CHAPTERS:
+        assert "fashion-mnist" in chapters.specs(path.stem)["data"].choices, path.stem
+
+
+@pytest.mark.parametrize("notebook", IMAGE_CHAPTERS, ids=lambda p: p.stem)
+def test_image_chapter_runs_on_fashion_mnist(notebook, course_cache, monkeypatch):
+    """Issue 18: every image chapter runs on real images (Debian's dataset-fashion-mnist) in its
+    default preset sizes, beside the default run; its records and claims go to the report."""
+    from nncompress.course.runner import run_notebooks
+
+    monkeypatch.setenv("NNCOMPRESS_CACHE", str(course_cache))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(OFFLINE), os.environ.get("PYTHONPATH")])))
+    out = ROOT / "artifacts" / "notebook-runs-fashion-mnist" / notebook.stem
+    (result,) = run_notebooks([notebook], parameters={"data": "fashion-mnist"}, out=out, progress=False, quiet=True)
+    assert result.status == "ok", f"{result.status}: {result.error} (cell {result.error_cell})"
+    assert result.records
+
+
 def test_offline_guard_blocks_the_network():
     """The guard the notebook kernels run under really refuses outside connections."""
     code = ("import socket\n"

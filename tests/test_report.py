@@ -198,3 +198,29 @@ def test_claims_are_listed_in_summary_and_report(tmp_path):
     assert "- **did not hold (expected to)**: SP beats KD" in md
     text = rep.write_report(tmp_path).read_text()
     assert "Checked claims: 1 of 3 held in this run." in text and "**did not hold (expected to)**: SP beats KD" in text
+
+
+def test_merge_runs_and_a_second_table_in_the_readme_block(tmp_path):
+    """The test suite writes one run folder per chapter; merged, they give one summary, and the
+    README block shows the real-data run beside the default one."""
+    from nncompress.course import report as rep
+
+    def run_folder(name, notebook, status, claims):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({
+            "environment": {"preset": "cpu", "started": f"2026-01-0{len(name) % 9}", "finished": "2026-02-01"},
+            "notebooks": [{"notebook": notebook, "status": status, "seconds": 2.0,
+                           "records": {"acc": 0.5}, "record_text": {"acc": "0.5"}, "claims": claims}]}))
+        return folder
+
+    held = [{"text": "t", "holds": True, "evidence": "", "expected": True}]
+    a = run_folder("a", "02_b.ipynb", "ok", held)
+    b = run_folder("bb", "01_a.ipynb", "ok", held + [{"text": "u", "holds": False, "evidence": "", "expected": True}])
+    merged = rep.merge_runs([a, b], tmp_path / "merged")
+    data = json.loads(merged.read_text())
+    assert [n["notebook"] for n in data["notebooks"]] == ["01_a.ipynb", "02_b.ipynb"] and data["ok"]
+    fm = run_folder("fm", "07_c.ipynb", "ok", held)
+    block = rep.readme_block(tmp_path / "merged", tmp_path / "res", tmp_path, also=[("Fashion-MNIST", fm)])
+    assert "| 01_a | ok |" in block and "1/2 (1 expected did not hold)" in block
+    assert "### Fashion-MNIST" in block and "| 07_c | ok |" in block

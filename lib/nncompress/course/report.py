@@ -355,11 +355,32 @@ def claims_markdown(notebooks: Sequence[Mapping[str, Any]]) -> list[str]:
 
 # --------------------------------------------------------------------------- README
 
+def _claims_cell(chapter: Mapping) -> str:
+    claims = chapter.get("claims") or []
+    if not claims:
+        return "-"
+    held = sum(c["holds"] for c in claims)
+    broken = sum(1 for c in claims if not c["holds"] and c.get("expected", True))
+    return f"{held}/{len(claims)}" + (f" ({broken} expected did not hold)" if broken else "")
+
+
+def _chapter_table(chapters: Sequence[Mapping], readme_dir: Path) -> list[str]:
+    lines = ["| chapter | status | seconds | headline records | claims held | figures |",
+             "|---|---|---:|---|---|---|"]
+    for c in chapters:
+        figs = " ".join(f"[{k}]({_link(f, readme_dir)})" for k, f in enumerate(c["figures"], 1))
+        lines.append(f"| {_md(c['name'])} | {_status(c['status'])} | {_seconds(c['seconds'])} | "
+                     f"{_records_cell(c['records'])} | {_claims_cell(c)} | {figs or '-'} |")
+    return lines
+
+
 def readme_block(out_dir: str | os.PathLike, results_dir: str | os.PathLike | None = None,
                  readme_dir: str | os.PathLike | None = None, *,
-                 max_figures: int = MAX_FIGURES) -> str:
+                 max_figures: int = MAX_FIGURES, also: Sequence[tuple[str, str | os.PathLike]] = ()) -> str:
     """A Markdown block for the README: where the numbers come from, the chapter table
-    and links to the figures, which are copied to ``results_dir``.
+    (with each chapter's checked claims: held / made) and links to the figures, which are
+    copied to ``results_dir``; then one more table per ``(label, run folder)`` in ``also``
+    (e.g. the same chapters run on real Fashion-MNIST images), figures in ``results_dir/<label>``.
 
     ``readme_dir`` (default: the repository root) is where the README lives, so links are
     relative to it; ``results_dir`` defaults to ``readme_dir/docs/results``.  The block
@@ -374,13 +395,52 @@ def readme_block(out_dir: str | os.PathLike, results_dir: str | os.PathLike | No
     when = str(env.get("finished") or env.get("started") or "")[:10]
     lines = [f"Latest run{f' ({when})' if when else ''}: {_environment_line(env)}; "
              f"total {_total_text(env, chapters)}.", *_headline_lines(chapters, readme_dir, "###"), "",
-             "| chapter | status | seconds | headline records | figures |",
-             "|---|---|---:|---|---|"]
-    for c in chapters:
-        figs = " ".join(f"[{k}]({_link(f, readme_dir)})" for k, f in enumerate(c["figures"], 1))
-        lines.append(f"| {_md(c['name'])} | {_status(c['status'])} | {_seconds(c['seconds'])} | "
-                     f"{_records_cell(c['records'])} | {figs or '-'} |")
+             *_chapter_table(chapters, readme_dir)]
+    for label, folder in also:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-").lower() or "extra"
+        extra_summary, extra = collect(folder, max_figures=max_figures, figures_dir=results_dir / slug)
+        extra_env = extra_summary.get("environment", {})
+        lines += ["", f"### {label}", "",
+                  f"{_environment_line(extra_env)}; total {_total_text(extra_env, extra)}.", "",
+                  *_chapter_table(extra, readme_dir)]
     return "\n".join(lines) + "\n"
+
+
+def merge_runs(folders: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """One run folder from several (e.g. the test suite's one folder per chapter): every
+    notebook of every ``summary.json`` in name order, the executed copies copied to
+    ``OUT/executed/``, the environment of the first with the earliest start and latest finish.
+    Returns ``OUT/summary.json``."""
+    out = Path(out)
+    (out / "executed").mkdir(parents=True, exist_ok=True)
+    summaries = [(Path(f), load_summary(f)) for f in folders]
+    if not summaries:
+        raise ValueError("merge_runs: no run folders given")
+    notebooks = []
+    for folder, summary in summaries:
+        for entry in summary.get("notebooks", []):
+            executed = _executed_path(folder, entry)
+            entry = dict(entry)
+            if executed is not None and executed.is_file():
+                target = out / "executed" / executed.name
+                shutil.copyfile(executed, target)
+                entry["executed"] = str(target)
+            notebooks.append(entry)
+    notebooks.sort(key=lambda n: n.get("notebook", ""))
+    envs = [s.get("environment", {}) for _, s in summaries]
+    env = dict(envs[0])
+    starts = [e["started"] for e in envs if e.get("started")]
+    ends = [e["finished"] for e in envs if e.get("finished")]
+    env.update(started=min(starts) if starts else None,
+               finished=max(ends) if len(ends) == len(envs) else None)
+    failed = [n["notebook"] for n in notebooks if n.get("status") != "ok"]
+    complete = env["finished"] is not None
+    data = {"environment": env, "ok": complete and not failed, "complete": complete, "failed": failed,
+            "notebooks": notebooks}
+    path = out / "summary.json"
+    _atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    _atomic_write(out / "summary.md", summary_markdown(data))
+    return path
 
 
 def update_readme(readme: str | os.PathLike, block: str) -> bool:
@@ -422,14 +482,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "in this file, with figures copied to --results-dir")
     parser.add_argument("--results-dir", type=Path, default=None,
                         help="where the README's figures go (default: docs/results next to it)")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="DIR", default=None,
+                        help="first merge these run folders (e.g. artifacts/notebook-runs/*) into OUT")
+    parser.add_argument("--also", nargs=2, action="append", default=[], metavar=("LABEL", "DIR"),
+                        help="with --update-readme: one more table for another run (repeatable)")
     args = parser.parse_args(argv)
     try:
+        if args.merge:
+            print(f"merged {len(args.merge)} run folder(s) into {merge_runs(args.merge, args.out)}")
         path = write_report(args.out, max_figures=args.max_figures)
         print(f"wrote {path}")
         if args.update_readme is not None:
             readme_dir = args.update_readme.resolve().parent
             block = readme_block(args.out, args.results_dir, readme_dir,
-                                 max_figures=args.max_figures)
+                                 max_figures=args.max_figures, also=[(l, Path(d)) for l, d in args.also])
             changed = update_readme(args.update_readme, block)
             print(f"{'updated' if changed else 'unchanged'}: {args.update_readme}")
     except (FileNotFoundError, ValueError) as exc:
