@@ -89,6 +89,7 @@ def _racer(cache_dir, log_path):
     assert torch.equal(value["w"], torch.arange(5.0))
 
 
+@pytest.mark.slow
 def test_two_processes_racing_compute_once(tmp_path):
     """Two runs (e.g. `nncompress.run --jobs 2`) asking for the same entry: one trains, the other waits and loads."""
     import multiprocessing as mp

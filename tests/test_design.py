@@ -140,3 +140,32 @@ def test_mobilenet_v2_flops_and_params_match_the_paper():
     assert macs == pytest.approx(300e6, rel=0.03), macs  # Sandler et al. 2018, table 4: 300M
     # table 4: 3.4M; torchvision's count (3,504,872) includes BN scales/shifts and biases
     assert count_params(model) == pytest.approx(3.4e6, rel=0.04)
+
+
+def test_layer_macs_kinds_and_total_match_the_flop_counter():
+    from nncompress.metrics import count_flops
+    net = design.DesignNet(3, 10, block="separable", widths=[16, 32], strides=[1, 2], stem=16)
+    rows = design.layer_macs(net, (3, 32, 32))
+    assert [r["kind"] for r in rows] == ["stem", "depthwise", "pointwise", "depthwise", "pointwise", "head"]
+    assert sum(r["macs"] for r in rows) == count_flops(net, (3, 32, 32)) // 2
+    # by hand: stem 3x3x3x16 at 32x32; first depthwise 3x3x16 at 32x32; head 32 x 10
+    assert rows[0]["macs"] == 9 * 3 * 16 * 32 * 32
+    assert rows[1]["macs"] == 9 * 16 * 32 * 32
+    assert rows[-1]["macs"] == 32 * 10
+
+
+def test_predicted_width_ratio_is_exact_with_actual_channels_and_not_alpha_squared():
+    from nncompress.metrics import count_flops
+    cfg = dict(block="separable", widths=[16, 32, 64], strides=[1, 2, 2], stem=16)
+    big, small = design.DesignNet(3, 10, alpha=1.0, **cfg), design.DesignNet(3, 10, alpha=0.25, **cfg)
+    rows, rows_small = design.layer_macs(big, (3, 32, 32)), design.layer_macs(small, (3, 32, 32))
+    measured = count_flops(small, (3, 32, 32)) / count_flops(big, (3, 32, 32))
+    assert abs(design.predicted_width_ratio(rows, 1.0, 0.25, rows_small) - measured) < 1e-9
+    # widths 16/32/64 at 0.25 round exactly to 4/8/16: the nominal prediction is exact too
+    assert abs(design.predicted_width_ratio(rows, 1.0, 0.25) - measured) < 1e-9
+    assert 1 / measured < 0.5 * 16  # far from alpha^2: stem and depthwise scale with alpha only
+    # a pure pointwise network follows alpha^2
+    pw = [{"kind": "pointwise", "macs": 100, "cin": 8, "cout": 8}]
+    assert design.predicted_width_ratio(pw, 1.0, 0.5) == 0.25
+    with pytest.raises(ValueError, match="alpha_from"):
+        design.predicted_width_ratio(rows, 0.0, 1.0)

@@ -122,6 +122,7 @@ def test_generation_is_deterministic_and_leaves_its_input_alone():
     assert nbformat.writes(nb) == before
 
 
+@pytest.mark.slow
 def test_same_output_as_nbgrader_generate_assignment(tmp_path):
     """Our pipeline (no gradebook) gives byte-identical files to nbgrader's own command."""
     source = tmp_path / "source" / "assignment"
@@ -140,6 +141,7 @@ def test_same_output_as_nbgrader_generate_assignment(tmp_path):
 
 # --------------------------------------------------------------------------- (ii) solutions
 
+@pytest.mark.slow
 @per_solution
 def test_solution_scores_full_marks(solution):
     nb = executed(solution)
@@ -152,6 +154,7 @@ def test_solution_scores_full_marks(solution):
 
 # --------------------------------------------------------------------------- (iii) exercises
 
+@pytest.mark.slow
 @per_solution
 def test_exercise_runs_to_the_end_and_scores_zero(solution):
     exercise = exercise_of(solution)

@@ -118,6 +118,7 @@ def statuses(report) -> dict:
 
 # --------------------------------------------------------------------------- scores
 
+@pytest.mark.slow
 @kernel
 def test_solution_scores_full_and_the_command_says_so(course, tmp_path, capsys):
     solutions, submit = course
@@ -131,6 +132,7 @@ def test_solution_scores_full_and_the_command_says_so(course, tmp_path, capsys):
     assert report["source"] == str(solutions / NAME)
 
 
+@pytest.mark.slow
 @kernel
 def test_untouched_exercise_scores_zero_and_exits_1(course, capsys):
     solutions, submit = course
@@ -143,6 +145,7 @@ def test_untouched_exercise_scores_zero_and_exits_1(course, capsys):
     assert set(grading.assemble(released(), assignment()).unanswered) == {"add", "double"}
 
 
+@pytest.mark.slow
 @kernel
 def test_forged_submission_with_recomputed_checksums_scores_only_what_it_solved(course):
     solutions, submit = course
@@ -156,6 +159,7 @@ def test_forged_submission_with_recomputed_checksums_scores_only_what_it_solved(
     assert (report.score, report.max_score) == (2, 5)
 
 
+@pytest.mark.slow
 @kernel
 def test_deleted_checksums_score_zero(course):
     solutions, submit = course
@@ -165,6 +169,7 @@ def test_deleted_checksums_score_zero(course):
     assert {s for _, s in statuses(report).values()} == {"failed"}
 
 
+@pytest.mark.slow
 @kernel
 def test_edited_test_cells_are_replaced_by_the_source_with_its_hidden_tests(course):
     solutions, submit = course
@@ -179,6 +184,7 @@ def test_edited_test_cells_are_replaced_by_the_source_with_its_hidden_tests(cour
     assert "hidden" in executed.source and executed.outputs[0]["evalue"] == "hidden"
 
 
+@pytest.mark.slow
 @kernel
 def test_points_and_grade_ids_come_from_the_source(course):
     solutions, submit = course
@@ -194,6 +200,7 @@ def test_points_and_grade_ids_come_from_the_source(course):
     assert any("'bonus' is not in the source" in note for note in report.notes), report.notes
 
 
+@pytest.mark.slow
 @kernel
 def test_kernel_is_pinned_offline_and_in_a_scratch_folder(tmp_path):
     """The submission names a kernel that does not exist: it runs anyway, in this interpreter,
@@ -221,6 +228,7 @@ def test_kernel_is_pinned_offline_and_in_a_scratch_folder(tmp_path):
     assert not list(tmp_path.rglob("left_behind.txt")), "the kernel ran beside the files"
 
 
+@pytest.mark.slow
 @kernel
 def test_whole_notebook_timeout(tmp_path):
     source = source_notebook(
@@ -238,6 +246,7 @@ def test_whole_notebook_timeout(tmp_path):
     assert not report.full_marks
 
 
+@pytest.mark.slow
 @kernel
 def test_chapter_01_solution_full_forgery_zero(tmp_path):
     solution = grading.grade_submission(CHAPTER)

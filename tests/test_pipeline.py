@@ -21,6 +21,9 @@ ROWS = [{"model": "A", "bytes": 100, "latency_ms": 5.0, "acc": 50.0},
         {"model": "E", "bytes": 400, "latency_ms": 9.0, "acc": 70.0}]
 
 
+FAST = {"blocks": 6, "block_seconds": 0.002}
+
+
 def _data(n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 40, generator=g)
@@ -123,15 +126,19 @@ def test_measure_row():
     b = copy.deepcopy(a)
     with torch.no_grad():
         b.head.bias.add_(torch.tensor([5.0, 0, 0, 0]))           # b predicts class 0 everywhere
-    row = pl.measure("ab", [a, b], data, steps=["x", "y"], latency_batch=8, repeats=3)
+    row = pl.measure("ab", [a, b], data, val=_data(16, 3), steps=["x", "y"], latency_batch=8, timing=FAST)
     acc_a = (a(data.x).argmax(1) == data.y).double().mean().item() * 100
     acc_b = (data.y == 0).double().mean().item() * 100
     assert math.isclose(row["acc"], (acc_a + acc_b) / 2, abs_tol=1e-6)
     assert math.isclose(row["acc_std"], abs(acc_a - acc_b) / math.sqrt(2), abs_tol=1e-6)
     assert row["params"] == metrics.count_params(a) and row["flops"] == metrics.count_flops(a, (40,))
     assert row["steps"] == "x → y" and row["seeds"] == 2 and row["latency_ms"] > 0
+    assert row["latency_ms_low"] <= row["latency_ms"] <= row["latency_ms_high"]
+    val = _data(16, 3)
+    val_a = (a(val.x).argmax(1) == val.y).double().mean().item() * 100
+    assert math.isclose(row["val_acc"], (val_a + (val.y == 0).double().mean().item() * 100) / 2, abs_tol=1e-6)
     i8 = q.int8_static(a, data.x)
-    row8 = pl.measure("int8", [i8], data, fmt="int8", reference=a, latency_batch=8, repeats=3)
+    row8 = pl.measure("int8", [i8], data, fmt="int8", reference=a, latency_batch=8, timing=FAST)
     assert row8["params"] == metrics.count_params(a) and row8["flops"] == metrics.count_flops(a, (40,))
     assert row8["bytes"] < row["bytes"]             # int8 weights (tiny models can be larger: scales, framing)
     with pytest.raises(ValueError, match="models is empty"):
@@ -142,7 +149,7 @@ def test_measure_with_custom_predict_and_flops():
     data = _data(16)
     m = models.build({"arch": "conv1d", "widths": [4], "num_classes": 4}).eval()
     row = pl.measure("const", [m], data, predict=lambda x: torch.zeros(len(x), dtype=torch.long),
-                     run=lambda x: None, flops=123.0, latency_batch=4, repeats=3)
+                     run=lambda x: None, flops=123.0, latency_batch=4, timing=FAST)
     assert math.isclose(row["acc"], 100 * (data.y == 0).double().mean().item())
     assert row["flops"] == 123.0
 
@@ -176,18 +183,92 @@ def test_cheapest_within_accuracy():
     assert pl.cheapest_within(ROWS, "bytes", 71.0) is None
 
 
-def test_batch_latency_takes_the_best_round():
-    import time
+class FakeModels:
+    """A fake clock and fake models: calling model ``name`` advances the clock by its true
+    latency times a random factor in [1 - jitter, 1 + jitter] (the machine's noise)."""
 
-    calls = []
+    def __init__(self, true_ms, jitter, seed):
+        self.true_ms, self.jitter = true_ms, jitter
+        self.rng = torch.Generator().manual_seed(seed)
+        self.now = 0.0
 
-    def run(x):                      # the first round (after warm-up) is slow, the others fast
-        calls.append(1)
-        if 2 < len(calls) <= 2 + 5:
-            time.sleep(0.02)
+    def clock(self):
+        return self.now
 
-    ms = pl.batch_latency(run, torch.zeros(1), warmup=2, repeats=5, rounds=3)
-    assert len(calls) == 2 + 15 and ms < 10
-    assert pl.batch_latency(run, torch.zeros(1), warmup=0, repeats=1, rounds=1) >= 0
-    with pytest.raises(ValueError, match="repeats=0"):
-        pl.batch_latency(run, torch.zeros(1), repeats=0)
+    def model(self, name):
+        def run(x):
+            noise = 1 + self.jitter * (2 * torch.rand(1, generator=self.rng).item() - 1)
+            self.now += self.true_ms[name] * 1e-3 * noise
+        return run
+
+
+TIES = {"A": (90.0, 1.000), "B": (89.0, 1.002),   # B: less accurate, latency within the noise of A
+        "C": (80.0, 0.500), "D": (70.0, 0.501)}    # D: less accurate than C, tied with it
+
+
+def _tie_ledger(seed):
+    fake = FakeModels({k: ms for k, (_, ms) in TIES.items()}, jitter=0.05, seed=seed)
+    data = _data(8)
+    m = models.build({"arch": "conv1d", "widths": [2], "num_classes": 4}).eval()
+    rows = []
+    for name, (acc, _) in TIES.items():
+        row = pl.measure(name, [m], data, run=fake.model(name), latency_batch=1,
+                         timing={"blocks": 15, "block_seconds": 0.005, "timer": fake.clock})
+        rows.append({**row, "acc": acc})
+    return rows
+
+
+def test_pareto_front_treats_latency_ties_as_ties():
+    """Three "runs" of a small ledger with a noisy fake clock: the front by intervals is the
+    same every time (B ties A and is less accurate, D ties C), while the front by medians
+    alone depends on the noise."""
+    fronts, naive = [], []
+    for seed in (0, 1, 2, 3, 4, 5):
+        rows = _tie_ledger(seed)
+        assert rows[0]["latency_ms_low"] < rows[0]["latency_ms_high"]      # the jitter is measured
+        fronts.append(pl.pareto_front(rows, "latency_ms"))
+        medians_only = [{k: r[k] for k in ("model", "acc", "latency_ms")} for r in rows]
+        naive.append(tuple(pl.pareto_front(medians_only, "latency_ms")))
+    assert all(f == ["C", "A"] for f in fronts), fronts
+    assert len(set(naive)) > 1, naive          # without intervals the noise reorders A and B
+
+
+def test_pareto_front_intervals_by_hand():
+    rows = [{"model": "fast", "acc": 50.0, "t": 1.0, "t_low": 0.9, "t_high": 1.1},
+            {"model": "tied", "acc": 60.0, "t": 1.2, "t_low": 1.05, "t_high": 1.3},   # overlaps fast
+            {"model": "slow", "acc": 55.0, "t": 2.0, "t_low": 1.9, "t_high": 2.1}]    # dominated by tied
+    assert pl.pareto_front(rows, "t") == ["tied"]      # tied with fast and more accurate: fast is dominated
+    rows[1]["t_low"] = 1.15                     # no overlap any more: tied is strictly slower
+    assert pl.pareto_front(rows, "t") == ["fast", "tied"]
+    rows[0]["acc"] = 60.0                       # now fast is as accurate and strictly faster
+    assert pl.pareto_front(rows, "t") == ["fast"]
+    rows[1]["t_low"] = 1.05                     # overlap again: a tie with equal accuracy keeps both
+    assert pl.pareto_front(rows, "t") == ["fast", "tied"]
+
+
+def test_sparse_kernel_latency_rows():
+    w = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))
+    rows = pl.sparse_kernel_latency(w, [0.0, 0.9], batch=2, timing=FAST)
+    assert [r["sparsity"] for r in rows] == [0.0, 0.9]
+    for r in rows:
+        assert r["dense"].median > 0 and r["csr"].median > 0
+        assert math.isclose(r["speedup"], r["dense"].median / r["csr"].median)
+    with pytest.raises(ValueError, match="2-D"):
+        pl.sparse_kernel_latency(torch.zeros(3), [0.5])
+    with pytest.raises(ValueError, match="1.5"):
+        pl.sparse_kernel_latency(w, [1.5])
+
+
+def test_ort_columns_of_a_float_and_an_int8_model(tmp_path):
+    torch.manual_seed(0)
+    data = _data(64)
+    m = models.build({"arch": "conv1d", "widths": [8], "num_classes": 4}).eval()
+    cols = pl.ort_columns(m, data, data.x[:32], tmp_path / "m", latency_batch=8, timing=FAST)
+    assert cols["onnx"] == "exported"
+    for engine in pl.ORT_ENGINES:
+        assert 0 <= cols[f"{engine}_acc"] <= 100
+        assert cols[f"{engine}_ms_low"] <= cols[f"{engine}_ms"] <= cols[f"{engine}_ms_high"]
+    assert math.isclose(cols["ort_fp32_acc"], 100 * pl.accuracy(m, data), abs_tol=1e-9)
+    eager_int8 = q.int8_static(m, data.x)
+    cols8 = pl.ort_columns(eager_int8, data, data.x[:32], tmp_path / "q", latency_batch=8, timing=FAST)
+    assert set(cols8) == {"onnx"} and cols8["onnx"] != "exported"

@@ -339,6 +339,35 @@ def test_lottery_levels_reach_imp_sparsity_and_cache(tmp_path, monkeypatch):
         assert 0.0 <= r["acc"] <= 1.0 and abs(r["sparsity"] - 0.75) < 0.01
 
 
+def test_controls_get_the_tickets_total_training(tmp_path, monkeypatch):
+    """Issue 17: theta_k already had ``rewind_epoch`` dense epochs, so a fresh init (reinit,
+    sign) trains ``epochs`` while the ticket and the random mask train ``epochs - k``."""
+    from nncompress.prune import lottery
+
+    monkeypatch.setenv("NNCOMPRESS_CACHE", str(tmp_path))
+    assert prune.control_epochs("reinit", 5, 2) == 5 and prune.control_epochs("sign", 5, 2) == 5
+    assert prune.control_epochs("ticket", 5, 2) == 3 and prune.control_epochs("random_mask", 5, 2) == 3
+    with pytest.raises(ValueError, match="control"):
+        prune.control_epochs("bogus", 5, 2)
+    seen = []
+    real = lottery._train_masked
+
+    def spy(*args, epochs=None, **kw):
+        seen.append(epochs)
+        return real(*args, epochs=epochs, **kw)
+
+    monkeypatch.setattr(lottery, "_train_masked", spy)
+    splits, cfg = _tiny_splits(), {"arch": "mlp", "hidden": [16]}
+    tc = {"epochs": 3, "batch_size": 32, "lr": 1e-2}
+    common = dict(level=1, rate=0.5, rewind_epoch=1, device="cpu")
+    prune.lottery_level("t", cfg, splits, tc, **common)
+    assert seen == [2]                      # the ticket: 1 dense epoch before the rewind point + 2
+    for control, expected in (("reinit", 3), ("sign", 3), ("random_mask", 2)):
+        seen.clear()
+        prune.control_run("t", cfg, splits, tc, control=control, **common)
+        assert seen == [expected], control
+
+
 def test_scratch_budgets():
     assert prune.scratch_epochs(10, 400, 100, "E") == 10
     assert prune.scratch_epochs(10, 400, 100, "B") == 40
@@ -376,3 +405,42 @@ def test_conv1d_channel_pruning_equals_zeroed_and_roundtrips(tmp_path):
 def test_separable_conv1d_is_refused_by_channel_pruning():
     with pytest.raises(TypeError, match="Conv1DNet"):
         prune.select_channels(models.Conv1DNet(10, (8, 8), separable=True), 0.5)
+
+
+# ----------------------------------------------------------------------------- Taylor, global threshold
+
+def test_taylor_importance_is_the_squared_gradient_of_a_channel_gate():
+    """Independent reference: scale channel c of the BN output by t; dL/dt at t = 1 equals
+    sum over the BN's gamma, beta of g * w (Molchanov et al. 2019, eq. 8), squared."""
+    torch.manual_seed(0)
+    m = _randomize_bn(models.SimpleCNN(3, 3, (4, 6))).eval()
+    x, y = torch.randn(10, 3, 8, 8), torch.randint(0, 3, (10,))
+    scores = prune.taylor_importance(m, (x, y), batch_size=10)
+    assert set(scores) == {"stages.0.0", "stages.1.0"}
+    bn = m.get_submodule("stages.0.0.1")
+    for c in range(4):
+        t = torch.ones((), requires_grad=True)
+
+        def gate(_mod, _inp, out, c=c):
+            scale = torch.ones(out.shape[1])
+            scale = torch.where(torch.arange(out.shape[1]) == c, t, scale)
+            return out * scale.view(1, -1, 1, 1)
+
+        h = bn.register_forward_hook(gate)
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        h.remove()
+        assert abs(float(t.grad) ** 2 - float(scores["stages.0.0"][c])) < 1e-5 * max(1.0, float(t.grad) ** 2)
+    thin = prune.structured_prune(m, 0.5, "taylor", data=(x, y))
+    assert prune.channel_counts(thin) == {"stages.0.0": 2, "stages.1.0": 3}
+    with pytest.raises(ValueError, match="taylor"):
+        prune.unit_scores(m, "taylor")
+
+
+def test_global_keep_uses_one_threshold_across_layers():
+    scores = {"a": torch.tensor([0.1, 0.9, 0.2, 0.8]), "b": torch.tensor([0.05, 0.01]), "c": torch.tensor([0.5, 0.6])}
+    keep = prune.global_keep(scores, 0.5)           # 4 of 8 go: 0.01, 0.05, 0.1, 0.2
+    assert keep["a"].tolist() == [1, 3] and keep["c"].tolist() == [0, 1]
+    assert keep["b"].tolist() == [0]                # every channel below the threshold: its best one stays
+    assert {n: len(v) for n, v in prune.global_keep(scores, 0.0).items()} == {"a": 4, "b": 2, "c": 2}
+    with pytest.raises(ValueError, match="ratio"):
+        prune.global_keep(scores, 1.0)

@@ -12,6 +12,8 @@ from nncompress import latency, models, quantize, train
 from nncompress.quantize.pt2e import int8_pt2e, pt2e_weight_dtypes
 from test_deploy import CNN_CFG, CONV1D_CFG, MLP_CFG, trained
 
+pytestmark = pytest.mark.slow  # torch.export + calibration: seconds per test
+
 torch.set_num_threads(1)
 
 

@@ -146,8 +146,96 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return count_flops(model, input_shape) // 2
 
 
+# --------------------------------------------------------------------------- width multiplier
+
+def layer_macs(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
+    """MACs of every conv and linear layer of one forward pass on one sample, with the layer's
+    *kind* for the width multiplier (MobileNets sec. 3.3):
+
+    * ``"stem"``: a conv that reads the image (its input channels do not scale with alpha);
+    * ``"depthwise"``: ``groups == in_channels`` (``k^2 * alpha I`` per position);
+    * ``"pointwise"``: a dense ``1 x 1`` conv (``alpha I * alpha O``);
+    * ``"conv"`` / ``"grouped"``: any other dense / grouped conv (both sides scale);
+    * ``"head"``: a Linear layer (its outputs are the classes).
+
+    Stem, depthwise and head costs scale with alpha, the others with alpha^2
+    (:func:`predicted_width_ratio`).
+    Returns ``[{"name", "kind", "macs", "cin", "cout"}, ...]`` in execution order."""
+    import torch
+
+    rows, hooks = [], []
+
+    def record(name):
+        def hook(mod, inputs, output):
+            if isinstance(mod, nn.Linear):
+                kind, macs = "head", mod.in_features * mod.out_features
+            else:
+                h, w = output.shape[-2:]
+                macs = conv_macs(mod.kernel_size[0], mod.in_channels, mod.out_channels, h, w, groups=mod.groups)
+                if not rows:  # the first conv reads the image
+                    kind = "stem"
+                elif mod.groups == mod.in_channels and mod.groups > 1:
+                    kind = "depthwise"
+                elif mod.groups > 1:
+                    kind = "grouped"
+                else:
+                    kind = "pointwise" if mod.kernel_size == (1, 1) else "conv"
+            rows.append({"name": name, "kind": kind, "macs": int(macs), "cin": _channels(mod, "in"),
+                         "cout": _channels(mod, "out")})
+        return hook
+
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            hooks.append(module.register_forward_hook(record(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return rows
+
+
+def _channels(mod: nn.Module, side: str) -> int:
+    if isinstance(mod, nn.Linear):
+        return mod.in_features if side == "in" else mod.out_features
+    return mod.in_channels if side == "in" else mod.out_channels
+
+
+def predicted_width_ratio(rows: list[dict], alpha_from: float, alpha_to: float,
+                          rows_to: list[dict] | None = None) -> float:
+    """Predicted ``MACs(alpha_to) / MACs(alpha_from)`` from the per-layer MACs ``rows`` of the
+    network at ``alpha_from`` (:func:`layer_macs`; MobileNets sec. 3.3): stem, depthwise and
+    head layers scale with the width ratio, pointwise (and other dense) convs with its square.
+
+    Without ``rows_to`` every layer's width ratio is the nominal ``alpha_to / alpha_from``.
+    With ``rows_to`` (:func:`layer_macs` of the network at ``alpha_to``) each layer uses the
+    ratio of its *actual* channel counts, which channel rounding (:func:`scale_channels`)
+    makes differ from the nominal one for narrow layers."""
+    if alpha_from <= 0 or alpha_to <= 0:
+        raise ValueError(f"alpha_from={alpha_from!r}, alpha_to={alpha_to!r}: expected multipliers > 0")
+    total = sum(row["macs"] for row in rows)
+    if total == 0:
+        raise ValueError("rows hold no MACs: expected the output of layer_macs()")
+    if rows_to is not None and [r["kind"] for r in rows_to] != [r["kind"] for r in rows]:
+        raise ValueError("rows_to must list the same layers as rows (layer_macs of the same design at alpha_to)")
+    out = 0.0
+    for i, row in enumerate(rows):
+        if rows_to is None:
+            r_in = r_out = alpha_to / alpha_from
+        else:
+            r_in, r_out = rows_to[i]["cin"] / row["cin"], rows_to[i]["cout"] / row["cout"]
+        kind = row["kind"]
+        scale = {"stem": r_out, "depthwise": r_out, "head": r_in}.get(kind, r_in * r_out)
+        out += row["macs"] * scale
+    return out / total
+
 __all__ = ["BLOCKS", "standard_conv_params", "separable_conv_params", "separable_ratio", "conv_macs",
            "separable_conv_macs", "inverted_residual_params", "inverted_residual_macs",
            "shuffle_unit_params", "fire_params", "ConvBNAct", "StandardConv",
            "DepthwiseSeparable", "InvertedResidual", "channel_shuffle", "ShuffleUnit", "Fire",
-           "scale_channels", "make_block", "DesignNet", "for_data", "get_or_train", "count_macs"]
+           "scale_channels", "make_block", "DesignNet", "for_data", "get_or_train", "count_macs",
+           "layer_macs", "predicted_width_ratio"]

@@ -18,18 +18,24 @@ a call into the method modules:
   k-means weight sharing with centroid fine-tuning (:mod:`nncompress.quantize`);
   :func:`file_bytes` then writes the
   Huffman-coded file of :mod:`nncompress.storage`.
-* :func:`measure` / :func:`file_bytes` / :func:`batch_latency` - one ledger row: accuracy
+* :func:`measure` / :func:`file_bytes` - one ledger row: test (and validation) accuracy
   (mean and std over seeds), parameters, non-zeros, FLOPs, bytes of the real file, CPU
-  latency.
+  latency (:func:`nncompress.latency.measure`: median and 95 % interval).
+* :func:`ort_columns` - the same model deployed on ONNX Runtime (CPU execution provider,
+  same threads): fp32, ORT dynamic int8 and ORT static int8 latency and accuracy
+  (:mod:`nncompress.deploy`).
+* :func:`sparse_kernel_latency` - a dense against a CSR sparse matmul at several
+  sparsities (Han et al. 2016, sec. 6: sparse kernels pay off only at high sparsity).
 * :func:`pareto_front`, :func:`best_under` and :func:`cheapest_within` - the frontier and
-  the budget questions.
+  the budget questions; latency ties (overlapping intervals) are ties.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-import statistics
+import os
+import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -154,30 +160,6 @@ def file_bytes(model: nn.Module, fmt: str = "float32", **options) -> int:
         return write_model(model, Path(tmp) / f"model.{fmt}", fmt, **options).stat().st_size
 
 
-@torch.no_grad()
-def batch_latency(run: Callable[[torch.Tensor], Any], x: torch.Tensor, *, warmup: int = 3,
-                  repeats: int = 10, rounds: int = 3) -> float:
-    """Milliseconds of ``run(x)`` on the CPU: the smallest of ``rounds`` medians, each over
-    ``repeats`` calls (after ``warmup``).  A median resists single slow calls; the minimum
-    over rounds resists a busy stretch of the machine that slows a whole round.
-
-    ``run`` is a model or any callable (e.g. early-exit inference), so dynamic networks are
-    timed by what they really execute."""
-    if repeats < 1 or rounds < 1:
-        raise ValueError(f"repeats={repeats!r} and rounds={rounds!r} must both be >= 1")
-    for _ in range(warmup):
-        run(x)
-    medians = []
-    for _ in range(rounds):
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            run(x)
-            times.append(time.perf_counter() - t0)
-        medians.append(statistics.median(times))
-    return min(medians) * 1e3
-
-
 def accuracy(model_or_predict, data) -> float:
     """Test accuracy of a model, or of a callable ``x -> predicted labels``, on CPU ``data``."""
     from .train import evaluate
@@ -188,23 +170,44 @@ def accuracy(model_or_predict, data) -> float:
     return float((pred.cpu() == data.y.cpu()).double().mean())
 
 
-def measure(name: str, models: Sequence[nn.Module], data, *, fmt: str = "float32",
+#: timing of every ledger latency (:func:`nncompress.latency.measure`), one thread
+TIMING = {"threads": 1, "blocks": 15, "block_seconds": 0.02}
+
+
+def _timing(timing: Mapping[str, Any] | None) -> dict:
+    return {**TIMING, **dict(timing or {})}
+
+
+def latency_columns(lat, prefix: str = "latency_ms") -> dict[str, float]:
+    """``{prefix: median, prefix_low: ..., prefix_high: ...}`` of a
+    :class:`nncompress.latency.Latency` - the interval travels with the median, so
+    :func:`pareto_front` can tell a tie from a speed-up."""
+    return {prefix: lat.median, f"{prefix}_low": lat.low, f"{prefix}_high": lat.high}
+
+
+def measure(name: str, models: Sequence[nn.Module], data, *, val=None, fmt: str = "float32",
             steps: Sequence[str] = (), reference: nn.Module | None = None,
             run: Callable[[torch.Tensor], Any] | None = None,
             predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
-            flops: float | None = None, latency_batch: int = 256, repeats: int = 10,
+            flops: float | None = None, latency_batch: int = 256,
+            timing: Mapping[str, Any] | None = None,
             format_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One ledger row for a compressed model trained with one or more seeds.
 
-    ``models``: one per seed (same architecture); accuracy is their mean and standard
-    deviation on ``data``; the other columns come from the first.  ``fmt`` picks the file
-    format whose real size is ``bytes``.  ``reference``: the float model that an int8 model
-    was converted from - parameter counts and FLOPs are taken from it (quantized kernels
-    are invisible to ``torch.utils.flop_counter`` and hold packed weights, not Parameters;
-    the multiply-adds are the same).  ``run``/``predict`` replace ``model(x)`` for latency
-    and accuracy (e.g. early-exit inference); ``flops`` overrides the count (e.g. an
-    early-exit network's mean FLOPs per sample).
+    ``models``: one per seed (same architecture); ``acc`` is their mean and standard
+    deviation on ``data`` (the test split), ``val_acc`` the mean on ``val`` when given (the
+    split that budget questions choose on); the other columns come from the first.  ``fmt``
+    picks the file format whose real size is ``bytes``.  ``reference``: the float model that
+    an int8 model was converted from - parameter counts and FLOPs are taken from it
+    (quantized kernels are invisible to ``torch.utils.flop_counter`` and hold packed weights,
+    not Parameters; the multiply-adds are the same).  ``run``/``predict`` replace
+    ``model(x)`` for latency and accuracy (e.g. early-exit inference); ``flops`` overrides
+    the count (e.g. an early-exit network's mean FLOPs per sample).  Latency:
+    :func:`nncompress.latency.measure` of the first model on ``latency_batch`` inputs
+    (``timing`` overrides :data:`TIMING`): columns ``latency_ms`` (median),
+    ``latency_ms_low`` / ``latency_ms_high`` (its 95 % interval).
     """
+    from .latency import measure as time_it
     from .metrics import count_flops, count_nonzero, count_params
     from .stats import mean_std
 
@@ -212,19 +215,116 @@ def measure(name: str, models: Sequence[nn.Module], data, *, fmt: str = "float32
         raise ValueError(f"measure({name!r}): models is empty; pass one trained model per seed")
     first = models[0]
     ref = reference if reference is not None else first
+
+    def accs(split):
+        return [accuracy(predict, split)] if predict is not None else [accuracy(m, split) for m in models]
+
     shape = tuple(data.x.shape[1:])
-    if predict is not None:
-        accs = [accuracy(predict, data)]
-    else:
-        accs = [accuracy(m, data) for m in models]
-    mean, std = mean_std([100 * a for a in accs])
+    test_accs = accs(data)
+    mean, std = mean_std([100 * a for a in test_accs])
     x = data.x[:latency_batch].cpu()
-    return {"model": name, "steps": " → ".join(steps) if steps else "-",
-            "acc": mean, "acc_std": std, "seeds": len(accs),
-            "params": count_params(ref), "nonzero": count_nonzero(ref),
-            "flops": float(flops) if flops is not None else float(count_flops(ref, shape)),
-            "bytes": file_bytes(first, fmt, **dict(format_options or {})),
-            "latency_ms": batch_latency(run if run is not None else first.eval(), x, repeats=repeats)}
+    row = {"model": name, "steps": " → ".join(steps) if steps else "-",
+           "acc": mean, "acc_std": std, "seeds": len(test_accs)}
+    if val is not None:
+        row["val_acc"] = mean_std([100 * a for a in accs(val)])[0]
+    row.update({"params": count_params(ref), "nonzero": count_nonzero(ref),
+                "flops": float(flops) if flops is not None else float(count_flops(ref, shape)),
+                "bytes": file_bytes(first, fmt, **dict(format_options or {}))})
+    row.update(latency_columns(time_it(run if run is not None else first.eval(), x, **_timing(timing))))
+    return row
+
+
+@contextlib.contextmanager
+def _silenced_stdout():
+    """File descriptor 1 to /dev/null for the block (C++ prints bypass ``sys.stdout``)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+ORT_ENGINES = ("ort_fp32", "ort_int8_dynamic", "ort_int8_static")
+
+
+def ort_columns(model: nn.Module, data, calibration_inputs: torch.Tensor, folder, *, latency_batch: int = 256,
+                timing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ledger columns of ``model`` deployed on ONNX Runtime (CPU execution provider,
+    ``timing["threads"]`` intra-op threads, the same as PyTorch's column).
+
+    The model is exported (:func:`nncompress.deploy.export_onnx`, checked against PyTorch)
+    into ``folder``, then quantized by ORT itself: dynamic int8 (weights int8, activation
+    ranges per batch) and static QDQ int8 calibrated on ``calibration_inputs`` (training
+    inputs, never the test set).  For each engine in :data:`ORT_ENGINES`: test accuracy
+    ``<engine>_acc`` (%) and latency ``<engine>_ms`` with its interval on ``latency_batch``
+    inputs of ``data``.  A model the exporter cannot export (eager ``torch.ao`` int8
+    modules, early-exit inference) gives ``{"onnx": <the reason>}`` and no other column.
+    """
+    from . import deploy
+
+    opts = _timing(timing)
+    folder = Path(folder)
+    x = data.x[:latency_batch].cpu()
+    path = folder / "fp32.onnx"
+    try:
+        with _silenced_stdout():  # a failing export prints its whole graph (from C++)
+            deploy.export_onnx(model, x[:8], path)
+    except deploy.ExportError as err:
+        return {"onnx": str(err).split(": ", 1)[-1][:160]}
+    files = {"ort_fp32": path,
+             "ort_int8_dynamic": deploy.ort_int8_dynamic(path, folder / "int8_dynamic.onnx"),
+             "ort_int8_static": deploy.ort_int8_static(path, folder / "int8_static.onnx",
+                                                       calibration_inputs.detach().cpu())}
+    out: dict[str, Any] = {"onnx": "exported"}
+    for engine, f in files.items():
+        session = deploy.ort_session(f, threads=opts["threads"])
+        out[f"{engine}_acc"] = 100 * deploy.ort_accuracy(session, data)
+        out.update(latency_columns(deploy.ort_latency(session, x, **opts), f"{engine}_ms"))
+    return out
+
+
+def sparse_kernel_latency(weight: torch.Tensor, sparsities: Sequence[float], *, batch: int = 1,
+                          timing: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Does unstructured sparsity pay with a sparse kernel?  ``weight`` (a 2-D matrix, e.g. a
+    layer's weights as ``out x in``) is pruned by magnitude to each sparsity and multiplied
+    with a batch of ``batch`` random inputs, once as a dense matrix with its zeros
+    (``F.linear``) and once as a ``torch.sparse_csr`` tensor (CSR kernel).  Han et al. 2016
+    (Deep Compression, sec. 6) measure sparse-kernel speed-ups on CPU and GPU only for layers
+    pruned to about 4-10 % density; here the crossover is measured.  Rows: ``sparsity``,
+    ``dense`` and ``csr`` (:class:`nncompress.latency.Latency`), ``speedup`` (dense / csr
+    medians) and ``tie`` (the intervals overlap)."""
+    import warnings
+
+    import torch.nn.functional as F
+
+    from .latency import measure as time_it
+
+    if weight.dim() != 2:
+        raise ValueError(f"weight has shape {tuple(weight.shape)}: expected a 2-D matrix (out x in)")
+    opts = _timing(timing)
+    w = weight.detach().cpu().float()
+    x = torch.randn(batch, w.shape[1], generator=torch.Generator().manual_seed(0))
+    rows = []
+    for s in sparsities:
+        if not 0.0 <= s < 1.0:
+            raise ValueError(f"sparsities contains {s!r}: expected fractions in [0, 1)")
+        k = int(round(s * w.numel()))
+        masked = w.clone()
+        if k:
+            masked.view(-1)[w.abs().view(-1).argsort()[:k]] = 0.0
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Sparse CSR tensor support is in beta state")
+            csr = masked.to_sparse_csr()
+            dense = time_it(F.linear, x, masked, **opts)
+            sparse = time_it(F.linear, x, csr, **opts)
+        rows.append({"sparsity": s, "dense": dense, "csr": sparse, "speedup": sparse.speedup_over(dense),
+                     "tie": dense.ties(sparse)})
+    return rows
 
 
 # --------------------------------------------------------------------------- frontier
@@ -235,21 +335,38 @@ def _rows(table) -> list[dict]:
     return [dict(r) for r in table]
 
 
+def _interval(row: dict, cost: str) -> tuple[float, float]:
+    """``(low, high)`` of ``cost``: its ``cost_low`` / ``cost_high`` columns where the row
+    has them (a measured latency), else the value itself (bytes, FLOPs: exact)."""
+    low, high = row.get(f"{cost}_low"), row.get(f"{cost}_high")
+    if low is None or high is None or low != low or high != high:  # missing or NaN
+        return row[cost], row[cost]
+    return low, high
+
+
 def pareto_front(table, cost: str, gain: str = "acc") -> list[str]:
-    """Names of the rows no other row dominates: none has ``cost <=`` and ``gain >=`` with
-    at least one strict.  ``table``: a list of row dicts with a ``"model"`` key or a
-    DataFrame indexed by model.  Sorted by increasing cost."""
+    """Names of the rows no other row dominates.  Row ``o`` dominates ``r`` when ``o``'s
+    cost is lower or tied and its gain is ``>=``, with one of the two strict.  A cost with
+    interval columns (``cost_low``, ``cost_high``: a measured latency) is compared by
+    interval: lower means its interval lies entirely below the other's, overlapping
+    intervals are a **tie** (the measurement cannot order them); exact costs compare as
+    numbers.  ``table``: a list of row dicts with a ``"model"`` key or a DataFrame indexed
+    by model.  Sorted by increasing cost."""
     rows = _rows(table)
     for r in rows:
         for col in (cost, gain):
             if col not in r:
                 raise KeyError(f"pareto_front: column {col!r} missing; columns: {', '.join(r)}")
-    front = []
-    for r in rows:
-        dominated = any(o[cost] <= r[cost] and o[gain] >= r[gain] and (o[cost] < r[cost] or o[gain] > r[gain])
-                        for o in rows if o is not r)
-        if not dominated:
-            front.append(r)
+    iv = [_interval(r, cost) for r in rows]
+
+    def dominates(i, j):
+        (o_low, o_high), (r_low, r_high) = iv[i], iv[j]
+        lower = o_high < r_low
+        at_most = o_low <= r_high        # lower or tied
+        o, r = rows[i], rows[j]
+        return at_most and o[gain] >= r[gain] and (lower or o[gain] > r[gain])
+
+    front = [r for j, r in enumerate(rows) if not any(dominates(i, j) for i in range(len(rows)) if i != j)]
     return [r["model"] for r in sorted(front, key=lambda r: (r[cost], -r[gain]))]
 
 

@@ -3,7 +3,8 @@
 One public API, split by job (everything is re-exported here, so ``nc.prune.X`` works):
 
 * :mod:`.criteria` - which channels matter: filter norms (Li et al. 2017), FPGM (He et al.
-  2019), BN |gamma| with the slimming penalty (Liu et al. 2017), APoZ (Hu et al. 2016).
+  2019), BN |gamma| with the slimming penalty and a global threshold (Liu et al. 2017), APoZ (Hu et al.
+  2016), first-order Taylor (Molchanov et al. 2019).
 * :mod:`.masks` - unstructured magnitude pruning on ``torch.nn.utils.prune`` masks: one
   threshold over all layers or a sparsity per layer (Han et al. 2015; Han, Mao & Dally 2016).
 * :mod:`.units` / :mod:`.channels` - structured pruning: the channel groups of a model,
@@ -19,8 +20,9 @@ from .channels import (load_pruned, prune_channels, recalibrate_bn, save_pruned,
                        structured_prune, zero_channels)
 from .checks import check_choice, check_ratio
 from .criteria import (CRITERIA, STRUCTURED_CRITERIA, apoz, bn_gamma_importance, bn_l1_penalty,
-                       filter_importance, input_batches, run_inputs, slimming_objective, unit_scores)
-from .lottery import CONTROLS, control_run, lottery_level, next_masks, scratch_budgets, scratch_epochs
+                       filter_importance, global_keep, input_batches, run_inputs, slimming_objective,
+                       taylor_importance, unit_scores)
+from .lottery import CONTROLS, control_epochs, control_run, lottery_level, next_masks, scratch_budgets, scratch_epochs
 from .masks import (PRUNABLE, SCOPES, apply_masks, has_masks, keep_masks_callback, layer_sparsities,
                     magnitude_prune, masks, per_layer_values, prunable, prune_to_sparsity, remove_masks,
                     sparsity, weight_layers)
@@ -31,7 +33,7 @@ from .units import channel_counts, out_dim, unit_names, units
 __all__ = ["load_pruned", "prune_channels", "recalibrate_bn", "save_pruned", "select_channels",
            "structured_prune", "zero_channels", "check_choice", "check_ratio", "CRITERIA",
            "STRUCTURED_CRITERIA", "apoz", "bn_gamma_importance", "bn_l1_penalty", "filter_importance",
-           "input_batches", "run_inputs", "slimming_objective", "unit_scores", "CONTROLS", "control_run", "lottery_level",
+           "global_keep", "input_batches", "run_inputs", "slimming_objective", "taylor_importance", "unit_scores", "CONTROLS", "control_epochs", "control_run", "lottery_level",
            "next_masks", "scratch_budgets", "scratch_epochs", "PRUNABLE", "SCOPES", "apply_masks", "has_masks",
            "keep_masks_callback", "layer_sparsities", "magnitude_prune", "masks", "per_layer_values",
            "prunable", "prune_to_sparsity", "remove_masks", "sparsity", "weight_layers", "agp_sparsity",

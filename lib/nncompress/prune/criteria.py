@@ -11,6 +11,12 @@
   L = sum l(f(x), y) + lambda * sum |gamma|).
 * :func:`apoz` - Average Percentage of Zeros after ReLU (Hu et al. 2016, eq. 1); a
   channel that is almost always 0 is pruned (high APoZ = prune, score 1 - APoZ).
+* :func:`taylor_importance` - first-order Taylor estimate of the loss change when a channel
+  is removed (Molchanov, Mallya, Tyree, Frosio & Kautz 2019, "Importance Estimation for
+  Neural Network Pruning", eq. 8 on the BN gate: I_c = (gamma_c dL/dgamma_c + beta_c dL/dbeta_c)^2,
+  summed over mini-batches; without a BN, the producer's weights and bias of the channel).
+* :func:`global_keep` - one threshold over the scores of ALL layers (network slimming's
+  global |gamma| threshold, Liu et al. 2017, sec. 4): the per-layer widths are found, not set.
 
 :func:`unit_scores` applies a criterion to every channel group of a model
 (:mod:`nncompress.prune.units`).
@@ -27,7 +33,7 @@ from .checks import check_choice
 from .units import out_dim, units
 
 CRITERIA = ("l1", "l2", "fpgm")
-STRUCTURED_CRITERIA = (*CRITERIA, "bn_gamma", "apoz", "random")
+STRUCTURED_CRITERIA = (*CRITERIA, "bn_gamma", "apoz", "taylor", "random")
 
 
 def filter_importance(weight: torch.Tensor, criterion: str = "l1") -> torch.Tensor:
@@ -130,11 +136,86 @@ def apoz(model: nn.Module, layer: str | nn.Module, data, *, batch_size: int = 51
     return (zeros / count).cpu()
 
 
+def _labelled_batches(data, batch_size: int):
+    if hasattr(data, "batches"):
+        yield from data.batches(batch_size, shuffle=False)
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        x, y = data
+        for i in range(0, len(x), batch_size):
+            yield x[i:i + batch_size], y[i:i + batch_size]
+    else:
+        yield from data
+
+
+def taylor_importance(model: nn.Module, data, *, batch_size: int = 128) -> dict[str, torch.Tensor]:
+    """``{unit: per-channel Taylor importance}`` (Molchanov et al. 2019, eq. 8); higher = keep.
+
+    For every mini-batch of ``data`` (a ``DeviceData``, an ``(x, y)`` pair of tensors or an
+    iterable of ``(x, y)`` batches) the cross-entropy gradient is taken with the model in
+    eval mode; the channel's score is the square of sum_{s in channel} g_s * w_s over its
+    gating parameters - the BN's gamma and beta after the producer, or (no BN) the
+    producer's filter and bias - accumulated over the batches.  It estimates the squared
+    change of the loss when the channel is set to zero.
+    """
+    mods = dict(model.named_modules())
+    groups = {}
+    for u in units(model):
+        owner = mods[u["bn"]] if u["bn"] is not None else mods[u["producer"]]
+        groups[u["name"]] = [p for p in (owner.weight, owner.bias) if p is not None]
+    scores = {n: None for n in groups}
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        for batch in _labelled_batches(data, batch_size):
+            x, y = batch[0].to(dev), batch[1].to(dev)
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            for n, params in groups.items():
+                contrib = sum((p.grad * p.detach()).flatten(1).sum(1) if p.dim() > 1 else p.grad * p.detach()
+                              for p in params)
+                s = contrib.detach().pow(2).cpu()
+                scores[n] = s if scores[n] is None else scores[n] + s
+            seen += 1
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("taylor_importance: data yielded no labelled batches")
+    return scores
+
+
+def global_keep(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
+    """``{unit: sorted indices to KEEP}`` by ONE threshold over every unit's scores: the
+    fraction ``ratio`` of all channels with the lowest scores goes, wherever it lies (network
+    slimming, Liu et al. 2017, sec. 4: "a global threshold across all layers").  At least one
+    channel of each unit is kept (its highest-scoring one)."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio={ratio!r} is not allowed: expected a float in [0, 1)")
+    if not scores:
+        raise ValueError("global_keep: scores is empty")
+    allv = torch.cat([s.flatten().float() for s in scores.values()])
+    k = int(round(ratio * allv.numel()))
+    keep = {}
+    for n, s in scores.items():
+        if k == 0:
+            idx = torch.arange(len(s))
+        else:
+            thr = torch.kthvalue(allv, k).values
+            idx = torch.nonzero(s.float() > thr).flatten()
+            if idx.numel() == 0:
+                idx = s.argmax().reshape(1)
+        keep[n] = idx.sort().values
+    return keep
+
+
 def unit_scores(model: nn.Module, criterion: str = "l1", data=None) -> dict[str, torch.Tensor]:
     """``{unit: per-channel score}`` (higher = keep) for a structured criterion.
 
     ``"l1"``, ``"l2"``, ``"fpgm"`` use the producer's filters; ``"bn_gamma"`` the BN's |gamma|;
-    ``"apoz"`` is 1 - APoZ of the unit's post-ReLU output on ``data``; ``"random"``
+    ``"apoz"`` is 1 - APoZ of the unit's post-ReLU output on ``data``; ``"taylor"`` the
+    first-order Taylor importance on labelled ``data`` (:func:`taylor_importance`); ``"random"``
     a fixed random score (a baseline).
     """
     check_choice("criterion", criterion, STRUCTURED_CRITERIA)
@@ -149,6 +230,8 @@ def unit_scores(model: nn.Module, criterion: str = "l1", data=None) -> dict[str,
             if u["bn"] is None:
                 raise ValueError(f"criterion='bn_gamma' needs a BatchNorm after {u['name']!r}")
             out[u["name"]] = bn_gamma_importance(mods[u["bn"]]).cpu()
+        elif criterion == "taylor":
+            continue
         elif criterion == "apoz":
             if data is None:
                 raise ValueError("criterion='apoz' needs data=")
@@ -156,4 +239,8 @@ def unit_scores(model: nn.Module, criterion: str = "l1", data=None) -> dict[str,
             out[u["name"]] = 1.0 - apoz(model, tap, data)
         else:
             out[u["name"]] = torch.rand(out_dim(prod), generator=g)
+    if criterion == "taylor":
+        if data is None:
+            raise ValueError("criterion='taylor' needs labelled data= (a DeviceData or an (x, y) pair)")
+        out = taylor_importance(model, data)
     return out

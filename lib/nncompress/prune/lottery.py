@@ -122,6 +122,14 @@ def lottery_level(name: str, model_config: dict, splits, train_config, *, level:
     return value
 
 
+def control_epochs(control: str, epochs: int, rewind_epoch: int) -> int:
+    """Epochs a control trains so that its total training equals the ticket's ``epochs``:
+    ``epochs - rewind_epoch`` from the rewound theta_k (``"ticket"``, ``"random_mask"``),
+    ``epochs`` from fresh weights (``"reinit"``, ``"sign"``)."""
+    check_choice("control", control, CONTROLS)
+    return int(epochs) if control in ("reinit", "sign") else int(epochs) - int(rewind_epoch)
+
+
 def control_run(name: str, model_config: dict, splits, train_config, *, level: int, control: str,
                 rate: float = 0.2, rewind_epoch: int = 0, scope: str = "global", seed: int = 0,
                 control_seed: int | None = None, device="cpu", progress: bool | None = False) -> dict:
@@ -132,6 +140,11 @@ def control_run(name: str, model_config: dict, splits, train_config, *, level: i
     rewound weights with a random mask of the same per-layer sparsity; ``"sign"``: fresh
     random magnitudes with the original init's signs (Zhou et al. 2019, "Deconstructing
     lottery tickets").  Returns ``{"acc", "sparsity"}``.
+
+    Every start gets the same total training as the ticket: the ticket and the random mask
+    start from theta_k, which already had ``rewind_epoch`` epochs of dense training, and
+    train ``epochs - rewind_epoch`` more; ``"reinit"`` and ``"sign"`` start from fresh weights
+    and so train all ``epochs`` (:func:`control_epochs`).
     """
     from ..train import TrainConfig
 
@@ -142,9 +155,10 @@ def control_run(name: str, model_config: dict, splits, train_config, *, level: i
     if control == "ticket":
         v = lottery_level(name, model_config, splits, cfg, level=level, **common)
         return {"acc": v["acc"], "sparsity": v["sparsity"]}
+    n_epochs = control_epochs(control, cfg.epochs, rewind_epoch)
     key = {"model": model_config, "data": splits.config(), "train": cfg.to_dict(), "seed": seed,
            "rate": rate, "rewind_epoch": rewind_epoch, "scope": scope, "level": level,
-           "control": control, "control_seed": control_seed}
+           "control": control, "control_seed": control_seed, "epochs_trained": n_epochs}
 
     def compute():
         lv = lottery_level(name, model_config, splits, cfg, level=level, **common)
@@ -164,7 +178,7 @@ def control_run(name: str, model_config: dict, splits, train_config, *, level: i
         elif control == "random_mask":
             mk = {n: m.flatten()[torch.randperm(m.numel(), generator=g)].view_as(m) for n, m in mk.items()}
         _, _, acc = _train_masked(model_config, splits, cfg, start, mk, seed=seed, device=device,
-                                  progress=progress, epochs=cfg.epochs - rewind_epoch)
+                                  progress=progress, epochs=n_epochs)
         return {"acc": acc, "sparsity": lv["sparsity"]}
 
     value, _ = get_or_compute(name + "-control", key, compute)

@@ -2,8 +2,10 @@
 
 CPU preset: MNIST-1D (4000 training signals), an MLP 40-128-128-10, iterative magnitude
 pruning (global, 50 % of the surviving weights per level, 3 levels -> 87.5 % sparsity) with
-rewinding to epoch 1; controls (random re-init, random mask, sign-preserving re-init) and
-Scratch-E / Scratch-B against fine-tuning for 50 % neuron pruning; 2 seeds.
+rewinding to epoch 1; controls (random re-init, random mask, sign-preserving re-init), each with
+the ticket's total training, and Scratch-E / Scratch-B against fine-tuning for 50 % neuron
+pruning; the learning-rate experiment of Liu et al. (2019, sec. 6): ticket vs random re-init
+with SGD at a large and a small initial learning rate; 3 seeds.
 GPU preset: the same code on the procedural images with a CNN, 20 % per level, 8 levels.
 """
 from .common import epochs, examples
@@ -28,7 +30,9 @@ SPECS = {
                  help="fraction of the surviving weights pruned per IMP level"),
     "levels": Spec(int, presets={"cpu": 3, "gpu": 8}, low=1, high=30, help="IMP levels"),
     "rewind_epoch": Spec(int, 1, low=0, high=1000, help="rewind to the weights after this many epochs (0: init)"),
-    "n_seeds": Spec(int, presets={"cpu": 2, "gpu": 3}, low=1, high=10, help="seeds for mean ± std"),
+    "n_seeds": Spec(int, presets={"cpu": 3, "gpu": 5}, low=1, high=10, help="seeds for mean ± std"),
+    "debate_lrs": Spec(list, [0.1, 0.01], item=float, low=1e-5, high=10.0,
+                       help="SGD learning rates (large, small) of the ticket-vs-re-init experiment (Liu et al. 2019 sec. 6)"),
     "neuron_ratio": Spec(float, 0.5, low=0.05, high=0.95, help="fraction of neurons/channels removed (rethinking)"),
     "finetune_epochs": epochs({"cpu": 5, "gpu": 20}, "fine-tuning epochs after structured pruning"),
 }

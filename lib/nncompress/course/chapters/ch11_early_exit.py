@@ -36,5 +36,5 @@ SPECS = {
     "threshold": Spec(float, 0.8, low=0.0, high=10.0, help="headline exit threshold"),
     "thresholds": Spec(list, [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.01], item=float,
                        low=0.0, high=10.0, help="threshold sweep (for criterion='entropy': nats)"),
-    "n_seeds": Spec(int, presets={"cpu": 1, "gpu": 3}, low=1, high=20, help="seeds for mean ± std"),
+    "n_seeds": Spec(int, presets={"cpu": 3, "gpu": 3}, low=1, high=20, help="seeds for mean ± std and paired CIs"),
 }
