@@ -18,10 +18,9 @@ the gap resolved at n = 3 seeds?"), printed but never a test failure.
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
 
-from .record import ipython_shell, to_jsonable
+from .record import displayed_payloads, ipython_shell, to_jsonable
 
 MIME = "application/vnd.nncompress.claim+json"
 
@@ -71,24 +70,9 @@ def clear() -> None:
 
 def claims_from_notebook(nb) -> list[dict[str, Any]]:
     """The claims an executed notebook displayed, in order."""
-    out = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        for o in cell.get("outputs", []):
-            if o.get("output_type") not in ("display_data", "execute_result"):
-                continue
-            payload = o.get("data", {}).get(MIME)
-            if isinstance(payload, str):
-                try:
-                    payload = json.loads(payload)
-                except ValueError:
-                    continue
-            if isinstance(payload, Mapping) and "text" in payload and "holds" in payload:
-                out.append({"text": str(payload["text"]), "holds": bool(payload["holds"]),
-                            "evidence": str(payload.get("evidence", "")),
-                            "expected": bool(payload.get("expected", True))})
-    return out
+    return [{"text": str(p["text"]), "holds": bool(p["holds"]), "evidence": str(p.get("evidence", "")),
+             "expected": bool(p.get("expected", True))}
+            for p in displayed_payloads(nb, MIME) if "text" in p and "holds" in p]
 
 
 def failed_expected(entries) -> list[dict[str, Any]]:

@@ -143,6 +143,25 @@ def clear() -> None:
     _RECORDS.clear()
 
 
+def displayed_payloads(nb, mime: str):
+    """Every ``mime`` payload (a mapping) that an executed notebook's code cells displayed,
+    in order (payloads stored as JSON strings by some writers are decoded)."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") not in ("display_data", "execute_result"):
+                continue
+            payload = out.get("data", {}).get(mime)
+            if isinstance(payload, str):
+                try:
+                    payload = json.loads(payload)
+                except ValueError:
+                    continue
+            if isinstance(payload, Mapping):
+                yield payload
+
+
 def records_from_notebook(nb) -> tuple[dict[str, Any], dict[str, str]]:
     """The records an executed notebook displayed: ``(values, texts)`` by name.
 
@@ -151,26 +170,15 @@ def records_from_notebook(nb) -> tuple[dict[str, Any], dict[str, str]]:
     """
     values: dict[str, Any] = {}
     texts: dict[str, str] = {}
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
+    for payload in displayed_payloads(nb, MIME):
+        if "name" not in payload:
             continue
-        for out in cell.get("outputs", []):
-            if out.get("output_type") not in ("display_data", "execute_result"):
-                continue
-            payload = out.get("data", {}).get(MIME)
-            if isinstance(payload, str):  # stored as a JSON string by some writers
-                try:
-                    payload = json.loads(payload)
-                except ValueError:
-                    continue
-            if not isinstance(payload, Mapping) or "name" not in payload:
-                continue
-            name = str(payload["name"])
-            values[name] = payload.get("value")
-            text = payload.get("text")
-            texts[name] = str(text) if text is not None else format_value(payload.get("value"))
+        name = str(payload["name"])
+        values[name] = payload.get("value")
+        text = payload.get("text")
+        texts[name] = str(text) if text is not None else format_value(payload.get("value"))
     return values, texts
 
 
 __all__ = ["MIME", "record", "recorded", "clear", "to_jsonable", "format_value",
-           "records_from_notebook"]
+           "records_from_notebook", "displayed_payloads"]

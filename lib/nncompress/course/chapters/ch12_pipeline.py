@@ -57,5 +57,10 @@ SPECS = {
     "latency_budget": Spec(float, 3.0, low=1.0, high=1e6, help="latency budget: at least this many times faster"),
     "max_loss_pts": Spec(float, 1.0, low=0.0, high=100.0, help="accuracy loss allowed against the teacher (points)"),
     "latency_batch": Spec(int, presets={"cpu": 256, "gpu": 256}, low=1, help="batch size of latency measurements"),
-    "latency_repeats": Spec(int, presets={"cpu": 15, "gpu": 50}, low=3, help="timed calls per latency measurement"),
+    "latency_blocks": Spec(int, presets={"cpu": 15, "gpu": 25}, low=6, high=200,
+                           help="timed blocks per latency measurement (nc.latency.measure; >= 6 for a 95 % interval)"),
+    "ort": Spec(bool, True, help="export the ledger models to ONNX and time them on ONNX Runtime (CPU, same threads)"),
+    "pt2e": Spec(bool, True, help="int8 through PT2E (torchao, compiled with inductor) beside eager torch.ao int8"),
+    "sparse_sparsities": Spec(list, [0.5, 0.8, 0.9, 0.99], item=float, low=0.0, high=0.995,
+                              help="sparsities of the dense vs CSR sparse-kernel latency check"),
 }
