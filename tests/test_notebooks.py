@@ -139,7 +139,7 @@ def test_chapter12_gpu_preset_code_path_on_images(tmp_path, monkeypatch):
     params = dict(data="shapes", teacher="cnn-small", student="cnn-tiny", redesign="design-separable",
                   n_train=600, n_test=200, n_val=100, n_labelled=300, teacher_epochs=1, student_epochs=1,
                   finetune_epochs=1, exit_widths=[8, 16], n_seeds=1, sweep_ratios=[0.5], latency_batch=16,
-                  latency_repeats=3, order_sparsities=[0.5], order_bits=[3])
+                  latency_blocks=6, pt2e=False, order_sparsities=[0.5], order_bits=[3])
     (result,) = run_notebooks([ROOT / "notebooks" / "12_compression_pipeline.ipynb"], parameters=params,
                               out=tmp_path / "out", progress=False, quiet=True)
     assert result.status == "ok", f"{result.status}: {result.error} (cell {result.error_cell})"

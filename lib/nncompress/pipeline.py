@@ -253,20 +253,23 @@ ORT_ENGINES = ("ort_fp32", "ort_int8_dynamic", "ort_int8_static")
 
 
 def ort_columns(model: nn.Module, data, calibration_inputs: torch.Tensor, folder, *, latency_batch: int = 256,
-                timing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                timing: Mapping[str, Any] | None = None, engines: Sequence[str] = ORT_ENGINES) -> dict[str, Any]:
     """The ledger columns of ``model`` deployed on ONNX Runtime (CPU execution provider,
     ``timing["threads"]`` intra-op threads, the same as PyTorch's column).
 
     The model is exported (:func:`nncompress.deploy.export_onnx`, checked against PyTorch)
     into ``folder``, then quantized by ORT itself: dynamic int8 (weights int8, activation
     ranges per batch) and static QDQ int8 calibrated on ``calibration_inputs`` (training
-    inputs, never the test set).  For each engine in :data:`ORT_ENGINES`: test accuracy
+    inputs, never the test set).  For each of ``engines`` (default :data:`ORT_ENGINES`): test accuracy
     ``<engine>_acc`` (%) and latency ``<engine>_ms`` with its interval on ``latency_batch``
     inputs of ``data``.  A model the exporter cannot export (eager ``torch.ao`` int8
     modules, early-exit inference) gives ``{"onnx": <the reason>}`` and no other column.
     """
     from . import deploy
 
+    unknown = [e for e in engines if e not in ORT_ENGINES]
+    if unknown or not engines:
+        raise ValueError(f"engines = {list(engines)!r} is not allowed: expected a non-empty subset of {ORT_ENGINES}")
     opts = _timing(timing)
     folder = Path(folder)
     x = data.x[:latency_batch].cpu()
@@ -276,10 +279,11 @@ def ort_columns(model: nn.Module, data, calibration_inputs: torch.Tensor, folder
             deploy.export_onnx(model, x[:8], path)
     except deploy.ExportError as err:
         return {"onnx": str(err).split(": ", 1)[-1][:160]}
-    files = {"ort_fp32": path,
-             "ort_int8_dynamic": deploy.ort_int8_dynamic(path, folder / "int8_dynamic.onnx"),
-             "ort_int8_static": deploy.ort_int8_static(path, folder / "int8_static.onnx",
-                                                       calibration_inputs.detach().cpu())}
+    make = {"ort_fp32": lambda: path,
+            "ort_int8_dynamic": lambda: deploy.ort_int8_dynamic(path, folder / "int8_dynamic.onnx"),
+            "ort_int8_static": lambda: deploy.ort_int8_static(path, folder / "int8_static.onnx",
+                                                              calibration_inputs.detach().cpu())}
+    files = {engine: make[engine]() for engine in ORT_ENGINES if engine in engines}
     out: dict[str, Any] = {"onnx": "exported"}
     for engine, f in files.items():
         session = deploy.ort_session(f, threads=opts["threads"])

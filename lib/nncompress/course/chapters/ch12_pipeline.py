@@ -57,10 +57,17 @@ SPECS = {
     "latency_budget": Spec(float, 3.0, low=1.0, high=1e6, help="latency budget: at least this many times faster"),
     "max_loss_pts": Spec(float, 1.0, low=0.0, high=100.0, help="accuracy loss allowed against the teacher (points)"),
     "latency_batch": Spec(int, presets={"cpu": 256, "gpu": 256}, low=1, help="batch size of latency measurements"),
-    "latency_blocks": Spec(int, presets={"cpu": 15, "gpu": 25}, low=6, high=200,
+    "latency_blocks": Spec(int, presets={"cpu": 9, "gpu": 25}, low=6, high=200,
                            help="timed blocks per latency measurement (nc.latency.measure; >= 6 for a 95 % interval)"),
     "ort": Spec(bool, True, help="export the ledger models to ONNX and time them on ONNX Runtime (CPU, same threads)"),
-    "pt2e": Spec(bool, True, help="int8 through PT2E (torchao, compiled with inductor) beside eager torch.ao int8"),
+    "ort_engines": Spec(list, presets={"cpu": ["ort_fp32", "ort_int8_static"],
+                                       "gpu": ["ort_fp32", "ort_int8_dynamic", "ort_int8_static"]},
+                        item=str, choices=("ort_fp32", "ort_int8_dynamic", "ort_int8_static"),
+                        help="ONNX Runtime engines of the ledger (int8 dynamic turns convolutions into the slow "
+                             "ConvInteger: make bench measures it)"),
+    "pt2e": Spec(bool, presets={"cpu": False, "gpu": True},
+                 help="int8 through PT2E (torchao, compiled with inductor) beside eager torch.ao int8 "
+                      "(off in the cpu preset: the compile alone takes tens of seconds; make bench times it)"),
     "sparse_sparsities": Spec(list, [0.5, 0.8, 0.9, 0.99], item=float, low=0.0, high=0.995,
                               help="sparsities of the dense vs CSR sparse-kernel latency check"),
 }
