@@ -107,7 +107,7 @@ def test_offline_guard_blocks_the_network():
 
 def test_stored_outputs_match_nbval(course_cache):
     env = {**os.environ, "NNCOMPRESS_CACHE": str(course_cache), "NNCOMPRESS_PROGRESS": "0",
-           "PYTHONPATH": str(OFFLINE)}
+           "PYTHONPATH": str(OFFLINE), "OMP_NUM_THREADS": "1"}  # the runner's default: the same numbers
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
          "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), "--nbval-cell-timeout", "600",

@@ -163,8 +163,9 @@ def test_old_summary_never_left_beside_new_output(tmp_path):
 def test_threads_are_pinned_per_kernel(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    assert run.threads_per_kernel(1) == 8
-    assert run.threads_per_kernel(4) == 2
-    assert run.threads_per_kernel(16) == 1
+    assert run.threads_per_kernel(1) == run.DEFAULT_THREADS == 1     # reproducible numbers by default
+    assert run.threads_per_kernel(1, threads=8) == 8
+    assert run.threads_per_kernel(4, threads=8) == 2                 # the cores shared out over the jobs
+    assert run.threads_per_kernel(16, threads=3) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert run.threads_per_kernel(4) == 3

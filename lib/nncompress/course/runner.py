@@ -168,13 +168,24 @@ def prepare_out(out: str | Path | None) -> Path:
 
 # --------------------------------------------------------------------------- runner
 
-def threads_per_kernel(jobs: int) -> int:
-    """Intra-op threads of each kernel when ``jobs`` run at once: the cores shared out
-    (``OMP_NUM_THREADS`` of the caller's environment, when set, wins)."""
+#: intra-op threads of a kernel unless asked otherwise: one.  Results of training depend on
+#: the thread count (float reductions are summed in another order), so one fixed default makes
+#: a chapter's numbers - and the claims its text checks - the same on every machine; it also
+#: keeps ``--jobs N`` (N <= cores) from oversubscribing the cores.
+DEFAULT_THREADS = 1
+
+
+def threads_per_kernel(jobs: int, threads: int | None = None) -> int:
+    """Intra-op threads of each kernel: ``threads`` when given (at most the cores shared out
+    over ``jobs``), else ``OMP_NUM_THREADS`` of the caller's environment when set, else
+    :data:`DEFAULT_THREADS`."""
+    share = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    if threads is not None:
+        return max(1, min(int(threads), share))
     explicit = os.environ.get("OMP_NUM_THREADS", "")
     if explicit.isdigit() and int(explicit) > 0:
         return int(explicit)
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+    return DEFAULT_THREADS
 
 
 def _say(text: str) -> None:
@@ -194,7 +205,8 @@ def run_notebooks(paths: Iterable[str | Path] | None = None,
                   timeout: float | None | str = "default", kernel: str = "python3",
                   progress: bool | None = None, quiet: bool = False,
                   allow_missing_data: bool = False,
-                  abort: threading.Event | None = None, offline: bool = False) -> list[Result]:
+                  abort: threading.Event | None = None, offline: bool = False,
+                  threads: int | None = None) -> list[Result]:
     """Execute notebooks and write ``OUT/executed/*.ipynb``, ``summary.json``, ``summary.md``.
 
     ``paths`` default to the repository's ``notebooks/NN_*.ipynb``; ``out`` to
@@ -250,11 +262,11 @@ def run_notebooks(paths: Iterable[str | Path] | None = None,
     # every kernel's intra-op threads are pinned: parallel kernels share the cores instead of
     # each taking all of them (an explicit OMP_NUM_THREADS in the caller's environment wins)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env_for_kernel[var] = os.environ.get(var) or str(threads_per_kernel(jobs))
+        env_for_kernel[var] = str(threads_per_kernel(jobs, threads))
 
     env = environment(parameters.get("preset"))
     env.update(started=_now(), finished=None, jobs=jobs, timeout=timeout, kernel=kernel,
-               threads_per_kernel=threads_per_kernel(jobs))
+               threads_per_kernel=threads_per_kernel(jobs, threads))
     results: dict[int, Result] = {}
     lock = threading.Lock()
     abort = abort or threading.Event()
@@ -431,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-missing-data", action="store_true",
                         help="do not fail for notebooks whose dataset is missing")
     parser.add_argument("--quiet", "-q", action="store_true", help="no per-notebook lines")
+    parser.add_argument("--threads", type=_positive_int, default=None,
+                        help="intra-op threads per kernel (default: $OMP_NUM_THREADS, else 1 - the "
+                             "chapters' numbers depend on it; at most cores / --jobs)")
     parser.add_argument("--offline", action="store_true",
                         help="run the kernels under the offline guard (every non-loopback connection refused)")
     parser.add_argument("--grid", nargs=2, action="append", default=[], metavar=("NAME", "VALUES"),
@@ -466,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeout = "default" if args.timeout is None else (args.timeout or None)
     common = dict(preset=args.preset, out=args.out, jobs=args.jobs, timeout=timeout, kernel=args.kernel,
                   progress=args.progress, quiet=args.quiet, allow_missing_data=args.allow_missing_data,
-                  offline=args.offline)
+                  offline=args.offline, threads=args.threads)
     if args.grid:
         return _main_grid(args, paths, parameters, common)
     results, code = _guarded(lambda: run_notebooks(paths, parameters, **common))
