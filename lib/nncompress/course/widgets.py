@@ -1,9 +1,34 @@
-"""Interactive controls (ipywidgets ``interact``) shared by the chapters."""
+"""Interactive controls (ipywidgets ``interact``) shared by the chapters.
+
+In a headless run (``NNCOMPRESS_RUN=1``, set by ``python -m nncompress.run`` for its kernels)
+there is nobody to move a slider, so a control draws its default view once, as a plain figure,
+and creates no widget: an ipywidgets Output capture executed through papermill/nbclient with
+ipykernel 7 sometimes never delivers its execute reply (seen in chapters 01 and 07: the kernel
+idle, the client waiting until the time limit).  In JupyterLab the widgets are interactive
+(``tests/test_browser.py`` moves the temperature slider).
+"""
 from __future__ import annotations
 
-from typing import Sequence
+import os
+from typing import Any, Callable, Sequence
 
 import torch
+
+
+def headless() -> bool:
+    """True inside a kernel started by the course runner (``NNCOMPRESS_RUN=1``)."""
+    return os.environ.get("NNCOMPRESS_RUN") == "1"
+
+
+def interact(fn: Callable[..., Any], **controls: Any):
+    """``ipywidgets.interactive(fn, **controls)`` (the last expression of a cell displays it);
+    headless, ``fn`` is called once with the controls' current values and nothing is returned."""
+    if headless():
+        fn(**{name: getattr(c, "value", c) for name, c in controls.items()})
+        return None
+    import ipywidgets as w
+
+    return w.interactive(fn, **controls)
 
 
 def temperature_explorer(logits: torch.Tensor, classes: Sequence[str], *, true_class: int | None = None,
@@ -31,6 +56,9 @@ def temperature_explorer(logits: torch.Tensor, classes: Sequence[str], *, true_c
                   title=f"T = {T:.2f}   entropy = {ent:.2f} nats (max {math.log(len(classes)):.2f})")
         plt.show()
 
+    if headless():
+        draw(value)
+        return None
     slider = w.FloatLogSlider(value=value, base=10, min=math.log10(t_min), max=math.log10(t_max),
                               step=0.05, description="T", continuous_update=True,
                               readout_format=".2f")
