@@ -89,8 +89,9 @@ def test_only_the_executor_imports_papermill():
 
 def test_no_import_cycle():
     graph = {m: sorted(i for i in imports(m) if i in MODULES and i != m) for m in MODULES}
-    # a package's __init__ that only re-exports its own submodules is not a cycle with them
-    # when they import siblings directly; importing the package itself from inside it is.
+    # a package's __init__ re-exporting its submodules is an edge package -> submodule; a
+    # submodule importing its own package (``from . import x`` of a name defined in __init__)
+    # closes a cycle and is reported
     index, low, stack, on_stack, cycles = {}, {}, [], set(), []
     counter = [0]
 
