@@ -72,3 +72,67 @@ def test_measure_orders_a_big_and_a_small_model():
     ls = latency.model_latency(small, (16,), batch_size=8, blocks=7, block_seconds=0.005)
     lb = latency.model_latency(big, (512,), batch_size=8, blocks=7, block_seconds=0.005)
     assert ls.faster_than(lb)
+
+
+def test_first_measurement_writes_nothing_to_stderr():
+    """nbval compares every output stream: the import of torch.utils.benchmark must stay quiet
+    (torch's CUDA build logs a CUDA_HOME warning on GPU-less machines that have nvcc)."""
+    import subprocess
+    import sys
+
+    code = "import nncompress.latency as L; L.measure(lambda: None, blocks=2, block_seconds=0.001)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr
+
+
+class LoadedMachine:
+    """A simulated clock: each call of a job costs ``cost`` seconds times the machine's load,
+    and the load doubles after ``switch`` seconds (another job started)."""
+
+    def __init__(self, switch):
+        self.now, self.switch = 0.0, switch
+
+    def __call__(self):
+        return self.now
+
+    def job(self, cost):
+        def run():
+            self.now += cost * (2.0 if self.now >= self.switch else 1.0)
+        return run
+
+
+def test_interleaved_timing_is_fair_when_the_load_changes():
+    machine = LoadedMachine(switch=0.32)   # a takes ~0.31 s: b runs after the switch
+    same = machine.job(0.001)
+    # one after the other: the second model is timed after the load doubled and looks 2x slower
+    a = latency.measure(same, blocks=15, block_seconds=0.02, timer=machine)
+    b = latency.measure(same, blocks=15, block_seconds=0.02, timer=machine)
+    assert a.faster_than(b)
+    # interleaved: both see the same load; the per-round ratio is 1 and its interval contains 1
+    machine = LoadedMachine(switch=0.3)
+    lat = latency.measure_interleaved({"a": (machine.job(0.001), ()), "b": (machine.job(0.001), ())},
+                                      blocks=15, block_seconds=0.02, timer=machine)
+    med, low, high = latency.ratio(lat["a"], lat["b"])
+    assert low <= 1.0 <= high and med == pytest.approx(1.0, rel=0.05)
+    # a real 3x difference is found under the same changing load
+    machine = LoadedMachine(switch=0.3)
+    lat = latency.measure_interleaved({"slow": (machine.job(0.003), ()), "fast": (machine.job(0.001), ())},
+                                      blocks=15, block_seconds=0.02, timer=machine)
+    med, low, high = latency.ratio(lat["slow"], lat["fast"])
+    assert low > 2.5 and med == pytest.approx(3.0, rel=0.1)
+
+
+def test_interleaved_timing_validates_and_ratio_needs_paired_blocks():
+    with pytest.raises(ValueError, match="runs is empty"):
+        latency.measure_interleaved({})
+    with pytest.raises(ValueError, match="blocks = 0"):
+        latency.measure_interleaved({"a": (lambda: None, ())}, blocks=0)
+    a = latency.Latency(1.0, 0.9, 1.1, 3, 1, 1, (1.0, 1.0, 1.0))
+    b = latency.Latency(1.0, 0.9, 1.1, 2, 1, 1, (1.0, 1.0))
+    with pytest.raises(ValueError, match="same blocks"):
+        latency.ratio(a, b)
+    model = torch.nn.Linear(16, 16)
+    x = torch.zeros(4, 16)
+    lat = latency.measure_interleaved({"m": (model, (x,)), "n": (model, (x,))}, blocks=7, block_seconds=0.002)
+    assert set(lat) == {"m", "n"} and all(len(v.times) == 7 for v in lat.values())
