@@ -272,3 +272,19 @@ def test_ort_columns_of_a_float_and_an_int8_model(tmp_path):
     eager_int8 = q.int8_static(m, data.x)
     cols8 = pl.ort_columns(eager_int8, data, data.x[:32], tmp_path / "q", latency_batch=8, timing=FAST)
     assert set(cols8) == {"onnx"} and cols8["onnx"] != "exported"
+
+
+def test_time_rows_fills_every_row_from_one_interleaved_measurement():
+    data = _data(16)
+    small = models.build({"arch": "conv1d", "widths": [4], "num_classes": 4}).eval()
+    big = models.build({"arch": "conv1d", "widths": [128, 128, 128], "num_classes": 4}).eval()
+    rows = [pl.measure(n, [m], data, latency=False, latency_batch=8) for n, m in (("small", small), ("big", big))]
+    assert all("latency_ms" not in r for r in rows)
+    lat = pl.time_rows(rows, {"small": small, "big": big}, data.x[:8], timing={"blocks": 7, "block_seconds": 0.002})
+    assert set(lat) == {"small", "big"} and all(len(v.times) == 7 for v in lat.values())
+    for r in rows:
+        assert r["latency_ms"] == lat[r["model"]].median
+        assert r["latency_ms_low"] <= r["latency_ms"] <= r["latency_ms_high"]
+    assert rows[0]["latency_ms_high"] < rows[1]["latency_ms_low"]      # the small model is faster
+    with pytest.raises(ValueError, match="no callable to time for rows \\['big'\\]"):
+        pl.time_rows(rows, {"small": small}, data.x[:8])

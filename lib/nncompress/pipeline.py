@@ -191,7 +191,7 @@ def measure(name: str, models: Sequence[nn.Module], data, *, val=None, fmt: str 
             predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
             flops: float | None = None, latency_batch: int = 256,
             timing: Mapping[str, Any] | None = None,
-            format_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            format_options: Mapping[str, Any] | None = None, latency: bool = True) -> dict[str, Any]:
     """One ledger row for a compressed model trained with one or more seeds.
 
     ``models``: one per seed (same architecture); ``acc`` is their mean and standard
@@ -205,7 +205,8 @@ def measure(name: str, models: Sequence[nn.Module], data, *, val=None, fmt: str 
     the count (e.g. an early-exit network's mean FLOPs per sample).  Latency:
     :func:`nncompress.latency.measure` of the first model on ``latency_batch`` inputs
     (``timing`` overrides :data:`TIMING`): columns ``latency_ms`` (median),
-    ``latency_ms_low`` / ``latency_ms_high`` (its 95 % interval).
+    ``latency_ms_low`` / ``latency_ms_high`` (its 95 % interval).  ``latency=False`` leaves
+    them out, for rows that :func:`time_rows` then times together.
     """
     from .latency import measure as time_it
     from .metrics import count_flops, count_nonzero, count_params
@@ -230,8 +231,33 @@ def measure(name: str, models: Sequence[nn.Module], data, *, val=None, fmt: str 
     row.update({"params": count_params(ref), "nonzero": count_nonzero(ref),
                 "flops": float(flops) if flops is not None else float(count_flops(ref, shape)),
                 "bytes": file_bytes(first, fmt, **dict(format_options or {}))})
-    row.update(latency_columns(time_it(run if run is not None else first.eval(), x, **_timing(timing))))
+    if latency:
+        row.update(latency_columns(time_it(run if run is not None else first.eval(), x, **_timing(timing))))
     return row
+
+
+def time_rows(rows: Sequence[dict[str, Any]], runs: Mapping[str, Callable[[torch.Tensor], Any]],
+              x: torch.Tensor, *, timing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Fill the latency columns of ledger ``rows`` from *one* interleaved measurement.
+
+    ``runs`` maps each row's ``model`` name to what is timed on the CPU batch ``x`` (the
+    model, or e.g. early-exit inference).  :func:`nncompress.latency.measure_interleaved`
+    times block ``i`` of every row in round ``i``, so a change of the machine's load during the
+    ledger slows all rows alike and the frontier compares like with like (timed one row after
+    the other, a row measured during a busy moment looks slower than it is).  Returns the
+    :class:`nncompress.latency.Latency` per name.
+    """
+    from .latency import measure_interleaved
+
+    names = [row["model"] for row in rows]
+    missing = [n for n in names if n not in runs]
+    if missing:
+        raise ValueError(f"time_rows: no callable to time for rows {missing}; runs has {sorted(runs)}")
+    x = x.cpu()
+    lat = measure_interleaved({n: (runs[n], (x,)) for n in names}, **_timing(timing))
+    for row in rows:
+        row.update(latency_columns(lat[row["model"]]))
+    return lat
 
 
 @contextlib.contextmanager
