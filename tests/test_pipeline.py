@@ -282,9 +282,55 @@ def test_time_rows_fills_every_row_from_one_interleaved_measurement():
     assert all("latency_ms" not in r for r in rows)
     lat = pl.time_rows(rows, {"small": small, "big": big}, data.x[:8], timing={"blocks": 7, "block_seconds": 0.002})
     assert set(lat) == {"small", "big"} and all(len(v.times) == 7 for v in lat.values())
-    for r in rows:
-        assert r["latency_ms"] == lat[r["model"]].median
-        assert r["latency_ms_low"] <= r["latency_ms"] <= r["latency_ms_high"]
+    import statistics
+    ref = lat["small"]                                                 # the first row is the reference
+    assert rows[0]["latency_ms"] == pytest.approx(ref.median)
+    assert rows[0]["latency_ms_low"] == pytest.approx(ref.median) == rows[0]["latency_ms_high"]
+    per_round = sorted(b / s for b, s in zip(lat["big"].times, ref.times))
+    assert rows[1]["latency_ms"] == pytest.approx(ref.median * statistics.median(per_round))
+    assert rows[1]["latency_ms_low"] == pytest.approx(ref.median * per_round[0])   # n = 7: the sign-test interval
+    assert rows[1]["latency_ms_high"] == pytest.approx(ref.median * per_round[-1])  # is the range
     assert rows[0]["latency_ms_high"] < rows[1]["latency_ms_low"]      # the small model is faster
+    with pytest.raises(ValueError, match="reference = 'nope' is not a row"):
+        pl.time_rows(rows, {"small": small, "big": big}, data.x[:8], reference="nope")
     with pytest.raises(ValueError, match="no callable to time for rows \\['big'\\]"):
         pl.time_rows(rows, {"small": small}, data.x[:8])
+
+
+class _LoadedMachine:
+    """A simulated clock: a job costs ``cost`` seconds times the load, which doubles from ``switch`` on."""
+
+    def __init__(self, switch):
+        self.now, self.switch = 0.0, switch
+
+    def __call__(self):
+        return self.now
+
+    def job(self, cost):
+        def run(x):
+            self.now += cost * (2.0 if self.now >= self.switch else 1.0)
+        return run
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_latency_front_is_stable_over_three_runs_only_when_rows_are_timed_together(interleaved):
+    # "a" is the most accurate and slowest; "b" 1.5x faster and less accurate: both belong on the front.
+    # Timed one after the other, a load change during the ledger makes "b" look as slow as "a" in some runs
+    # (and drop off the front); timed in interleaved rounds the front is the same in every run.
+    costs, accs = {"a": 3e-3, "b": 2e-3, "c": 4e-3}, {"a": 90.0, "b": 80.0, "c": 70.0}
+    fronts = []
+    for switch in (0.25, 0.5, 10.0):                     # three runs: the load changes at different moments
+        machine = _LoadedMachine(switch)
+        timing = {"blocks": 9, "block_seconds": 0.02, "warmup": 1, "timer": machine}
+        rows = [{"model": n, "acc": accs[n]} for n in costs]
+        if interleaved:
+            pl.time_rows(rows, {n: machine.job(c) for n, c in costs.items()}, torch.zeros(1, 1), timing=timing)
+        else:
+            from nncompress.latency import measure
+            for r in rows:
+                r.update(pl.latency_columns(measure(machine.job(costs[r["model"]]), torch.zeros(1, 1), **timing)))
+        fronts.append(tuple(pl.pareto_front(rows, "latency_ms")))
+    if interleaved:
+        assert fronts[0] == fronts[1] == fronts[2] == ("b", "a"), fronts
+    else:
+        assert len(set(fronts)) > 1, fronts              # the failure mode the interleaved timing removes

@@ -237,26 +237,37 @@ def measure(name: str, models: Sequence[nn.Module], data, *, val=None, fmt: str 
 
 
 def time_rows(rows: Sequence[dict[str, Any]], runs: Mapping[str, Callable[[torch.Tensor], Any]],
-              x: torch.Tensor, *, timing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              x: torch.Tensor, *, timing: Mapping[str, Any] | None = None,
+              reference: str | None = None) -> dict[str, Any]:
     """Fill the latency columns of ledger ``rows`` from *one* interleaved measurement.
 
     ``runs`` maps each row's ``model`` name to what is timed on the CPU batch ``x`` (the
     model, or e.g. early-exit inference).  :func:`nncompress.latency.measure_interleaved`
-    times block ``i`` of every row in round ``i``, so a change of the machine's load during the
-    ledger slows all rows alike and the frontier compares like with like (timed one row after
-    the other, a row measured during a busy moment looks slower than it is).  Returns the
+    times block ``i`` of every row in round ``i``.  A change of the machine's load during the
+    ledger then scales a whole round, so it cancels in the per-round ratio to the
+    ``reference`` row (default: the first row, e.g. the teacher): each row's ``latency_ms`` is
+    the reference's median times the median ratio, and its interval the reference's median
+    times the 95 % interval of the ratio (:func:`nncompress.latency.ratio`) — a paired
+    comparison with the reference, which itself gets a zero-width interval at its median.
+    Timed one row after the other, or with unpaired intervals, a row measured during a busy
+    moment looks slower than it is and the frontier changes from run to run.  Returns the raw
     :class:`nncompress.latency.Latency` per name.
     """
-    from .latency import measure_interleaved
+    from .latency import measure_interleaved, ratio
 
     names = [row["model"] for row in rows]
     missing = [n for n in names if n not in runs]
     if missing:
         raise ValueError(f"time_rows: no callable to time for rows {missing}; runs has {sorted(runs)}")
+    ref = names[0] if reference is None else reference
+    if ref not in names:
+        raise ValueError(f"time_rows: reference = {ref!r} is not a row; rows are {names}")
     x = x.cpu()
     lat = measure_interleaved({n: (runs[n], (x,)) for n in names}, **_timing(timing))
+    base = lat[ref].median
     for row in rows:
-        row.update(latency_columns(lat[row["model"]]))
+        med, low, high = ratio(lat[row["model"]], lat[ref])      # row / reference, per round
+        row.update({"latency_ms": base * med, "latency_ms_low": base * low, "latency_ms_high": base * high})
     return lat
 
 
