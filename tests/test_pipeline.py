@@ -334,3 +334,11 @@ def test_latency_front_is_stable_over_three_runs_only_when_rows_are_timed_togeth
         assert fronts[0] == fronts[1] == fronts[2] == ("b", "a"), fronts
     else:
         assert len(set(fronts)) > 1, fronts              # the failure mode the interleaved timing removes
+
+
+def test_time_rows_reference_ms_puts_rows_on_an_earlier_scale():
+    machine = _LoadedMachine(switch=1e9)
+    rows = [{"model": "ref"}, {"model": "half"}]
+    pl.time_rows(rows, {"ref": machine.job(2e-3), "half": machine.job(1e-3)}, torch.zeros(1, 1),
+                 timing={"blocks": 6, "block_seconds": 0.01, "timer": machine}, reference="ref", reference_ms=10.0)
+    assert rows[0]["latency_ms"] == pytest.approx(10.0) and rows[1]["latency_ms"] == pytest.approx(5.0)

@@ -238,7 +238,7 @@ def measure(name: str, models: Sequence[nn.Module], data, *, val=None, fmt: str 
 
 def time_rows(rows: Sequence[dict[str, Any]], runs: Mapping[str, Callable[[torch.Tensor], Any]],
               x: torch.Tensor, *, timing: Mapping[str, Any] | None = None,
-              reference: str | None = None) -> dict[str, Any]:
+              reference: str | None = None, reference_ms: float | None = None) -> dict[str, Any]:
     """Fill the latency columns of ledger ``rows`` from *one* interleaved measurement.
 
     ``runs`` maps each row's ``model`` name to what is timed on the CPU batch ``x`` (the
@@ -249,6 +249,8 @@ def time_rows(rows: Sequence[dict[str, Any]], runs: Mapping[str, Callable[[torch
     the reference's median times the median ratio, and its interval the reference's median
     times the 95 % interval of the ratio (:func:`nncompress.latency.ratio`) — a paired
     comparison with the reference, which itself gets a zero-width interval at its median.
+    ``reference_ms`` puts the reference at a latency measured before (e.g. the ledger's
+    teacher), so rows timed later in another interleaved measurement join the same scale.
     Timed one row after the other, or with unpaired intervals, a row measured during a busy
     moment looks slower than it is and the frontier changes from run to run.  Returns the raw
     :class:`nncompress.latency.Latency` per name.
@@ -264,7 +266,7 @@ def time_rows(rows: Sequence[dict[str, Any]], runs: Mapping[str, Callable[[torch
         raise ValueError(f"time_rows: reference = {ref!r} is not a row; rows are {names}")
     x = x.cpu()
     lat = measure_interleaved({n: (runs[n], (x,)) for n in names}, **_timing(timing))
-    base = lat[ref].median
+    base = lat[ref].median if reference_ms is None else float(reference_ms)
     for row in rows:
         med, low, high = ratio(lat[row["model"]], lat[ref])      # row / reference, per round
         row.update({"latency_ms": base * med, "latency_ms_low": base * low, "latency_ms_high": base * high})
