@@ -268,7 +268,13 @@ def test_ort_columns_of_a_float_and_an_int8_model(tmp_path):
     for engine in pl.ORT_ENGINES:
         assert 0 <= cols[f"{engine}_acc"] <= 100
         assert cols[f"{engine}_ms_low"] <= cols[f"{engine}_ms"] <= cols[f"{engine}_ms_high"]
+        lo, mid, hi = (cols[f"{engine}_over_torch{s}"] for s in ("_low", "", "_high"))
+        assert 0 < lo <= mid <= hi
     assert math.isclose(cols["ort_fp32_acc"], 100 * pl.accuracy(m, data), abs_tol=1e-9)
+    scaled = pl.ort_columns(m, data, data.x[:32], tmp_path / "s", latency_batch=8, timing=FAST, torch_ms=10.0,
+                            engines=["ort_fp32"])
+    assert scaled["ort_fp32_ms"] == pytest.approx(10.0 * scaled["ort_fp32_over_torch"])
+    assert "ort_int8_static_ms" not in scaled
     eager_int8 = q.int8_static(m, data.x)
     cols8 = pl.ort_columns(eager_int8, data, data.x[:32], tmp_path / "q", latency_batch=8, timing=FAST)
     assert set(cols8) == {"onnx"} and cols8["onnx"] != "exported"

@@ -292,7 +292,8 @@ ORT_ENGINES = ("ort_fp32", "ort_int8_dynamic", "ort_int8_static")
 
 
 def ort_columns(model: nn.Module, data, calibration_inputs: torch.Tensor, folder, *, latency_batch: int = 256,
-                timing: Mapping[str, Any] | None = None, engines: Sequence[str] = ORT_ENGINES) -> dict[str, Any]:
+                timing: Mapping[str, Any] | None = None, engines: Sequence[str] = ORT_ENGINES,
+                torch_ms: float | None = None) -> dict[str, Any]:
     """The ledger columns of ``model`` deployed on ONNX Runtime (CPU execution provider,
     ``timing["threads"]`` intra-op threads, the same as PyTorch's column).
 
@@ -303,8 +304,16 @@ def ort_columns(model: nn.Module, data, calibration_inputs: torch.Tensor, folder
     ``<engine>_acc`` (%) and latency ``<engine>_ms`` with its interval on ``latency_batch``
     inputs of ``data``.  A model the exporter cannot export (eager ``torch.ao`` int8
     modules, early-exit inference) gives ``{"onnx": <the reason>}`` and no other column.
+
+    The PyTorch model and the ORT sessions are timed together, in interleaved rounds
+    (:func:`nncompress.latency.measure_interleaved`), and ``<engine>_over_torch`` (with
+    ``_low``/``_high``) is the median per-round ratio ORT / PyTorch with its 95 % interval: the
+    paired answer to "is ORT faster than PyTorch on this model" (< 1 beyond the noise when
+    ``_high < 1``).  With ``torch_ms`` (the row's PyTorch latency from :func:`time_rows`) the
+    ``<engine>_ms`` columns are that latency times the ratio, on the ledger's scale.
     """
     from . import deploy
+    from .latency import measure_interleaved, ratio
 
     unknown = [e for e in engines if e not in ORT_ENGINES]
     if unknown or not engines:
@@ -324,10 +333,17 @@ def ort_columns(model: nn.Module, data, calibration_inputs: torch.Tensor, folder
                                                               calibration_inputs.detach().cpu())}
     files = {engine: make[engine]() for engine in ORT_ENGINES if engine in engines}
     out: dict[str, Any] = {"onnx": "exported"}
+    runs = {"torch": (model.eval(), (x,))}
     for engine, f in files.items():
         session = deploy.ort_session(f, threads=opts["threads"])
         out[f"{engine}_acc"] = 100 * deploy.ort_accuracy(session, data)
-        out.update(latency_columns(deploy.ort_latency(session, x, **opts), f"{engine}_ms"))
+        runs[engine] = (deploy.ort_runner(session, x), ())
+    lat = measure_interleaved(runs, **opts)
+    base = lat["torch"].median if torch_ms is None else float(torch_ms)
+    for engine in files:
+        med, low, high = ratio(lat[engine], lat["torch"])
+        out.update({f"{engine}_over_torch": med, f"{engine}_over_torch_low": low, f"{engine}_over_torch_high": high,
+                    f"{engine}_ms": base * med, f"{engine}_ms_low": base * low, f"{engine}_ms_high": base * high})
     return out
 
 
