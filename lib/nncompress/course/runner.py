@@ -151,9 +151,14 @@ def clear_previous_run(out: Path, paths: Sequence[Path]) -> None:
             stale.unlink(missing_ok=True)
 
 
+def out_path(out: str | Path | None) -> Path:
+    """The output folder a run writes to (``--out``, else :func:`default_out`); nothing created."""
+    return Path(out).expanduser().resolve() if out is not None else default_out()
+
+
 def prepare_out(out: str | Path | None) -> Path:
     """The output folder, created; a :class:`UsageError` if it cannot be one."""
-    out = Path(out).expanduser().resolve() if out is not None else default_out()
+    out = out_path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     try:
@@ -487,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results, code = _guarded(lambda: run_notebooks(paths, parameters, **common))
     if code is not None:
         return code
-    out = prepare_out(args.out)
+    out = out_path(args.out)          # run_notebooks created and checked it
     failed = [r for r in results if r.failed(args.allow_missing_data)]
     if not args.quiet:
         print(f"{len(results) - len(failed)}/{len(results)} notebooks ok; summary: "
