@@ -9,6 +9,10 @@ distribution-free 95 % confidence interval of that median from order statistics 
 sign-test interval: the ``j``-th smallest and largest block times, with ``j`` the largest
 index such that ``P(Binomial(blocks, 1/2) < j) <= 2.5 %``).
 
+:func:`measure_interleaved` times several callables in interleaved rounds (block ``i`` of each
+in round ``i``), and :func:`ratio` gives the median per-round ratio of two of them with its
+interval: a change of the machine's load scales a whole round and cancels in the ratio.
+
 Two measurements whose intervals overlap are a **tie** (:meth:`Latency.ties`): the noise
 of the machine is larger than their difference, so neither is called faster — the Pareto
 fronts of :mod:`nncompress.pipeline` treat ties as ties.
@@ -83,16 +87,20 @@ def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[
     return x[j - 1], x[n - j]
 
 
-def measure(run: Callable[..., Any], *args: Any, threads: int = 1, blocks: int = 15,
-            block_seconds: float = 0.02, warmup: int = 3,
-            timer: Callable[[], float] = timeit.default_timer) -> Latency:
-    """Time ``run(*args)`` on the CPU under ``torch.no_grad()`` (see the module docstring)."""
+def _check_options(threads: int, blocks: int, block_seconds: float) -> None:
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads = {threads!r} is not allowed: expected an integer >= 1")
     if not isinstance(blocks, int) or blocks < 1:
         raise ValueError(f"blocks = {blocks!r} is not allowed: expected an integer >= 1")
     if not block_seconds > 0:
         raise ValueError(f"block_seconds = {block_seconds!r} is not allowed: expected seconds > 0")
+
+
+def measure(run: Callable[..., Any], *args: Any, threads: int = 1, blocks: int = 15,
+            block_seconds: float = 0.02, warmup: int = 3,
+            timer: Callable[[], float] = timeit.default_timer) -> Latency:
+    """Time ``run(*args)`` on the CPU under ``torch.no_grad()`` (see the module docstring)."""
+    _check_options(threads, blocks, block_seconds)
     Timer = _benchmark_timer()
     previous = torch.get_num_threads()
     try:
@@ -126,12 +134,7 @@ def measure_interleaved(runs: Mapping[str, tuple[Callable[..., Any], tuple]], *,
     """
     if not runs:
         raise ValueError("runs is empty: pass at least one name -> (callable, args)")
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads = {threads!r} is not allowed: expected an integer >= 1")
-    if not isinstance(blocks, int) or blocks < 1:
-        raise ValueError(f"blocks = {blocks!r} is not allowed: expected an integer >= 1")
-    if not block_seconds > 0:
-        raise ValueError(f"block_seconds = {block_seconds!r} is not allowed: expected seconds > 0")
+    _check_options(threads, blocks, block_seconds)
     Timer = _benchmark_timer()
     names = list(runs)
     previous = torch.get_num_threads()
