@@ -226,3 +226,15 @@ def test_bench_sparse_kernel_computes_the_masked_model_and_the_tables_render():
     assert set(rows[1]["ms"]) == {"masked (dense kernel)", "physically pruned", "sparse CSR kernel"}
     md = "\n".join(bench._deploy_markdown({"threads_all": 1, "rows": [], "notes": []}, rows))
     assert "| 1 | 90% |" in md and "sparse CSR kernel" in md
+
+
+def test_bench_frontier_table_says_whether_the_front_was_stable():
+    from nncompress.course import bench
+
+    rows = [{"run": 1, "status": "ok", "seconds": 50.0, "front_latency": ["a", "b"], "front_bytes": ["x"]},
+            {"run": 2, "status": "ok", "seconds": 40.0, "front_latency": ["a", "b"], "front_bytes": ["x"]},
+            {"run": 3, "status": "ok", "seconds": 41.0, "front_latency": ["a"], "front_bytes": ["x"]}]
+    md = "\n".join(bench._frontier_markdown(rows))
+    assert "| 3 | ok | 41.0 | a | False | x | True |" in md
+    assert "same in all 3 runs: **False**" in md
+    assert "same in all 2 runs: **True**" in "\n".join(bench._frontier_markdown(rows[:2]))

@@ -14,6 +14,9 @@
    pruned (narrower layers) vs a sparse (CSR) kernel.  Every time is
    :func:`nncompress.latency.measure`: median of blocks with a 95 % interval; ratios whose
    intervals overlap are marked as ties.
+5. **Frontier stability** (:func:`frontier_stability`): chapter 12 executed three times in a
+   row on the cache its first run filled; each run's latency and size fronts (``--frontier-runs``,
+   ``--frontier-only``).
 
 Writes ``OUT/bench.json`` and ``OUT/bench.md``; ``--skip-notebooks`` for the loop parts only,
 ``--deploy-only`` for part 4 only.
@@ -338,6 +341,41 @@ def notebook_times(notebooks=None) -> list[dict]:
     return rows
 
 
+def frontier_stability(runs: int = 3, notebook: str | Path | None = None) -> list[dict]:
+    """Chapter 12 executed ``runs`` times in a row (the first fills the cache, the others reuse
+    it, so only the measurements differ): each run's latency and size frontiers.  The latency
+    front is stable when every run lists the same models (issue 19)."""
+    from .layout import repo_root
+    from .runner import run_notebooks
+
+    notebook = Path(notebook) if notebook else repo_root() / "notebooks" / "12_compression_pipeline.ipynb"
+    rows = []
+    with tempfile.TemporaryDirectory() as out:
+        for i in range(runs):
+            (res,) = run_notebooks([notebook], out=Path(out) / f"run{i}", progress=False, quiet=True)
+            rows.append({"run": i + 1, "status": res.status, "seconds": round(res.seconds, 1),
+                         "front_latency": list(res.records.get("front_latency", [])),
+                         "front_bytes": list(res.records.get("front_bytes", []))})
+    return rows
+
+
+def _frontier_markdown(rows: list[dict]) -> list[str]:
+    first = rows[0]
+    lines = ["## Chapter 12 frontier, run after run", "",
+             "The chapter executed again and again with the cache its first run filled: the models are the same, "
+             "only the measurements differ. Latencies are per-round ratios to the teacher from interleaved timing "
+             "(`nc.pipeline.time_rows`); overlapping intervals are ties.", "",
+             "| run | status | s | latency front | same as run 1 | bytes front | same as run 1 |",
+             "|---:|---|---:|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['status']} | {r['seconds']} | {' · '.join(r['front_latency'])} | "
+                     f"{r['front_latency'] == first['front_latency']} | {' · '.join(r['front_bytes'])} | "
+                     f"{r['front_bytes'] == first['front_bytes']} |")
+    stable = all(r["front_latency"] == first["front_latency"] for r in rows)
+    lines += ["", f"Latency front the same in all {len(rows)} runs: **{stable}**.", ""]
+    return lines
+
+
 def to_markdown(result: dict) -> str:
     lines = [f"# Benchmarks ({result['environment']['platform']}, {result['environment']['cpu_count']} CPUs, "
              f"torch {result['environment']['torch']}, {result['date']})", ""]
@@ -354,6 +392,8 @@ def to_markdown(result: dict) -> str:
         lines.append("")
     if result.get("deploy"):
         lines += _deploy_markdown(result["deploy"], result["sparsity"])
+    if result.get("frontier"):
+        lines += _frontier_markdown(result["frontier"])
     if not result.get("loops"):
         return "\n".join(lines)
     lines += ["## Training loop throughput (CPU)", "",
@@ -389,10 +429,18 @@ def main(argv=None) -> int:
                     help="also measure channels_last / AMP / torch.compile (slow on CPU: compilation)")
     ap.add_argument("--deploy-only", action="store_true",
                     help="only the deployment-latency tables (ONNX Runtime, int8 engines, sparsity, threads)")
+    ap.add_argument("--frontier-runs", type=int, default=3,
+                    help="executions of chapter 12 for the frontier-stability table (0: skip)")
+    ap.add_argument("--frontier-only", action="store_true", help="only the chapter-12 frontier-stability table")
     ap.add_argument("notebooks", nargs="*")
     args = ap.parse_args(argv)
     os.environ.setdefault("NNCOMPRESS_PROGRESS", "0")
     result = {"environment": environment(), "date": time.strftime("%Y-%m-%d")}
+    if args.frontier_runs < 0:
+        ap.error(f"--frontier-runs {args.frontier_runs} is not allowed: expected 0 or more")
+    if args.frontier_only:
+        result["frontier"] = frontier_stability(args.frontier_runs or 3)
+        return _write(result, Path(args.out))
     t0 = time.perf_counter()
     result["deploy"] = engine_latency()
     result["sparsity"] = sparsity_latency()
@@ -405,7 +453,12 @@ def main(argv=None) -> int:
         result["speed_options"] = speed_options()
     if not args.skip_notebooks and not args.deploy_only:
         result["notebooks"] = notebook_times(args.notebooks or None)
-    out = Path(args.out)
+    if args.frontier_runs and not args.deploy_only:
+        result["frontier"] = frontier_stability(args.frontier_runs)
+    return _write(result, Path(args.out))
+
+
+def _write(result: dict, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     md = to_markdown(result)
