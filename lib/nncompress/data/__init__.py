@@ -26,6 +26,7 @@ from .checks import DatasetFormatError, DatasetNotFound
 from .device import DeviceData, batch_augment
 from .names import ALIASES, DATASETS, OFFLINE, REAL, canonical_name
 from .splits import Splits, split_off
+from .text import TextSplits, load_text, stdlib_corpus, stdlib_files
 
 
 
@@ -63,5 +64,5 @@ def _finish(splits: Splits, device, augment: bool) -> Splits:
 
 
 
-__all__ = ["DeviceData", "Splits", "load", "split_off", "batch_augment", "canonical_name",
+__all__ = ["DeviceData", "TextSplits", "load_text", "stdlib_corpus", "stdlib_files", "Splits", "load", "split_off", "batch_augment", "canonical_name",
            "DatasetNotFound", "DatasetFormatError", "DATASETS", "OFFLINE", "REAL", "ALIASES"]

@@ -31,10 +31,11 @@ from .families import ARCHS, DESIGN_SETTINGS, NAMED, build, design_net, for_data
 from .mlp import MLP
 from .multi_exit import BACKBONES, MultiExitNet, backbone_stage, exit_head, multi_exit_net
 from .resnet import RESNET_PRESETS, BasicBlock, CifarResNet, WideBlock, WideResNet
+from .transformer import TinyGPT, bits_per_byte, gpt, lm_loss, lm_objective
 
 __all__ = ["FeatureModel", "conv_bn_relu", "stages_then_pool", "BLOCKS", "ConvBNAct", "DepthwiseSeparable",
            "Fire", "InvertedResidual", "ShuffleUnit", "StandardConv", "channel_shuffle", "make_block",
            "scale_channels", "shuffle_mid", "SimpleCNN", "Conv1DNet", "DesignNet", "ARCHS", "DESIGN_SETTINGS",
            "NAMED", "build", "design_net", "for_data", "named_config", "MLP", "BACKBONES", "MultiExitNet",
            "backbone_stage", "exit_head", "multi_exit_net", "RESNET_PRESETS", "BasicBlock", "CifarResNet",
-           "WideBlock", "WideResNet"]
+           "WideBlock", "WideResNet", "TinyGPT", "bits_per_byte", "gpt", "lm_loss", "lm_objective"]

@@ -16,8 +16,9 @@ from .design_net import DesignNet
 from .mlp import MLP
 from .multi_exit import multi_exit_net
 from .resnet import RESNET_PRESETS, CifarResNet, WideResNet
+from .transformer import TinyGPT, gpt
 
-ARCHS = ("mlp", "cnn", "conv1d", "wrn", *RESNET_PRESETS, "design", "multi-exit")
+ARCHS = ("mlp", "cnn", "conv1d", "wrn", *RESNET_PRESETS, "design", "multi-exit", "gpt")
 DESIGN_SETTINGS = ("in_channels", "num_classes", "block", "widths", "strides", "depth", "stem",
                    "alpha", "rho", "expand", "groups")
 
@@ -55,6 +56,8 @@ def build(config: dict) -> torch.nn.Module:
         return design_net(cfg)
     if arch == "multi-exit":
         return multi_exit_net(cfg)
+    if arch == "gpt":
+        return gpt(cfg)
     raise ValueError(f"arch={arch!r} is not a known architecture: expected one of {', '.join(ARCHS)}")
 
 

@@ -22,6 +22,7 @@ from .checks import check_choice, check_ratio
 from .criteria import (CRITERIA, STRUCTURED_CRITERIA, apoz, bn_gamma_importance, bn_l1_penalty,
                        filter_importance, global_keep, input_batches, run_inputs, slimming_objective,
                        taylor_importance, unit_scores)
+from .heads import head_importance, mlp_importance, prune_by_importance, prune_structure
 from .lottery import CONTROLS, control_epochs, control_run, lottery_level, next_masks, scratch_budgets, scratch_epochs
 from .masks import (PRUNABLE, SCOPES, apply_masks, has_masks, keep_masks_callback, layer_sparsities,
                     magnitude_prune, masks, per_layer_values, prunable, prune_to_sparsity, remove_masks,
@@ -37,4 +38,5 @@ __all__ = ["load_pruned", "prune_channels", "recalibrate_bn", "save_pruned", "se
            "next_masks", "scratch_budgets", "scratch_epochs", "PRUNABLE", "SCOPES", "apply_masks", "has_masks",
            "keep_masks_callback", "layer_sparsities", "magnitude_prune", "masks", "per_layer_values",
            "prunable", "prune_to_sparsity", "remove_masks", "sparsity", "weight_layers", "agp_sparsity",
-           "imp_sparsity", "iterative_prune", "sensitivity", "channel_counts", "out_dim", "unit_names", "units"]
+           "imp_sparsity", "iterative_prune", "sensitivity", "channel_counts", "out_dim", "unit_names", "units",
+           "head_importance", "mlp_importance", "prune_by_importance", "prune_structure"]

@@ -1,0 +1,123 @@
+"""Weight-only round-to-nearest (RTN) quantization of Linear layers: int8 / int4, per output
+channel or group-wise along the input dimension, with the codes packed into real bytes.
+
+Asymmetric with a zero point, as AWQ's reference ``pseudo_quantize_tensor`` (Lin et al. 2024):
+per group of ``g`` consecutive input weights of one output row,
+
+    s = max(w_max - w_min, 1e-5) / (2^b - 1),   z = clamp(-round(w_min / s), 0, 2^b - 1),
+    q = clamp(round(w / s) + z, 0, 2^b - 1),     w_hat = (q - z) * s.
+
+``s`` is stored as float16 (and rounded to float16 *before* the codes are computed, so the
+stored file reproduces ``w_hat`` exactly); ``z`` and ``q`` in ``b`` bits, int4 packed two per
+byte (low nibble first).  ``group_size=None`` is per output channel (one group per row).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _groups(w: torch.Tensor, group_size: int | None) -> torch.Tensor:
+    rows, cols = w.shape
+    g = cols if not group_size else group_size
+    if cols % g:
+        raise ValueError(f"group_size={group_size!r} does not divide the {cols} input columns")
+    return w.reshape(rows, cols // g, g)
+
+
+def quantize_groups(w: torch.Tensor, bits: int, group_size: int | None = None):
+    """``(codes uint8 (rows, cols), scales float16 (rows, groups), zeros uint8 (rows, groups))``."""
+    if bits not in (2, 3, 4, 8):
+        raise ValueError(f"bits={bits!r} is not allowed: expected 2, 3, 4 or 8")
+    if w.dim() != 2:
+        raise ValueError(f"expected a 2-D weight, got shape {tuple(w.shape)}")
+    qmax = 2 ** bits - 1
+    wg = _groups(w.detach().float(), group_size)
+    lo, hi = wg.amin(-1, keepdim=True), wg.amax(-1, keepdim=True)
+    scale = ((hi - lo).clamp(min=1e-5) / qmax).half().float()
+    zero = (-torch.round(lo / scale)).clamp(0, qmax)
+    q = (torch.round(wg / scale) + zero).clamp(0, qmax)
+    return q.reshape(w.shape).to(torch.uint8), scale.squeeze(-1).half(), zero.squeeze(-1).to(torch.uint8)
+
+
+def dequantize_groups(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor) -> torch.Tensor:
+    """``w_hat = (q - z) * s`` group by group (the group size follows from the shapes)."""
+    rows, cols = codes.shape
+    g = cols // scales.shape[1]
+    q = codes.float().reshape(rows, -1, g)
+    return ((q - zeros.float().unsqueeze(-1)) * scales.float().unsqueeze(-1)).reshape(rows, cols)
+
+
+def fake_quantize(w: torch.Tensor, bits: int, group_size: int | None = None) -> torch.Tensor:
+    """Quantize and dequantize ``w`` (float result)."""
+    return dequantize_groups(*quantize_groups(w, bits, group_size))
+
+
+def pack_int4(codes: torch.Tensor) -> torch.Tensor:
+    """Two 4-bit codes per byte, the first in the low nibble (odd lengths padded with 0)."""
+    flat = codes.flatten().to(torch.uint8)
+    if len(flat) % 2:
+        flat = torch.cat([flat, flat.new_zeros(1)])
+    if len(flat) and int(flat.max()) > 15:
+        raise ValueError("pack_int4: a code is larger than 15")
+    return flat[0::2] | (flat[1::2] << 4)
+
+
+def unpack_int4(packed: torch.Tensor, count: int) -> torch.Tensor:
+    """Inverse of :func:`pack_int4`: the first ``count`` codes."""
+    out = torch.stack([packed & 0xF, packed >> 4], 1).flatten()
+    return out[:count]
+
+
+class QuantLinear(nn.Module):
+    """A Linear layer stored as packed codes + float16 scales + zero points (+ float bias).
+
+    The forward pass dequantizes the weight and calls ``F.linear`` (no int4 kernel: it saves
+    memory and bytes, not time)."""
+
+    def __init__(self, linear: nn.Linear, bits: int, group_size: int | None = None):
+        super().__init__()
+        self.bits, self.group_size = bits, group_size
+        self.shape = tuple(linear.weight.shape)
+        codes, scales, zeros = quantize_groups(linear.weight, bits, group_size)
+        pack = pack_int4 if bits <= 4 else (lambda t: t.flatten())
+        self.register_buffer("codes", pack(codes))
+        self.register_buffer("scales", scales)
+        self.register_buffer("zeros", pack(zeros))
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+
+    def weight_hat(self) -> torch.Tensor:
+        n = self.shape[0] * self.shape[1]
+        codes = unpack_int4(self.codes, n) if self.bits <= 4 else self.codes
+        zeros = unpack_int4(self.zeros, self.scales.numel()) if self.bits <= 4 else self.zeros
+        return dequantize_groups(codes.reshape(self.shape), self.scales, zeros.reshape(self.scales.shape))
+
+    def forward(self, x):
+        return F.linear(x, self.weight_hat().to(x.dtype), self.bias)
+
+    def payload_bytes(self) -> int:
+        """Bytes of codes, scales and zero points (the bias is counted with the float params)."""
+        return sum(t.numel() * t.element_size() for t in (self.codes, self.scales, self.zeros))
+
+
+def quantize_linears(model: nn.Module, bits: int, group_size: int | None = None,
+                     include=lambda name: True) -> nn.Module:
+    """A copy of ``model`` with every ``nn.Linear`` whose name passes ``include`` replaced by
+    :class:`QuantLinear` (round to nearest)."""
+    model = copy.deepcopy(model).cpu().eval()
+    for name, mod in list(model.named_modules()):
+        if isinstance(mod, nn.Linear) and include(name):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, QuantLinear(mod, bits, group_size))
+    return model
+
+
+def quantized_stats(model: nn.Module) -> dict:
+    """``{"weights", "payload_bytes", "bits_per_weight"}`` over the QuantLinear layers."""
+    layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
+    n = sum(m.shape[0] * m.shape[1] for m in layers)
+    b = sum(m.payload_bytes() for m in layers)
+    return {"weights": n, "payload_bytes": b, "bits_per_weight": 8 * b / n if n else float("nan")}
