@@ -110,3 +110,30 @@ def test_awq_scaling_preserves_the_float_function():
     scaled, alphas = awq_scale_model(m, x, 4, 8, n_grid=5)
     assert set(alphas) == {f"blocks.{i}.{g}" for i in range(2) for g in ("qkv", "out", "fc1", "fc2")}
     assert torch.allclose(scaled(x), m(x), atol=1e-4)
+
+
+def test_pack_codes_by_hand_for_every_width():
+    from nncompress.quantize import pack_codes, slot_bits, unpack_codes
+
+    # int2: four codes per byte, the first in the lowest two bits: 1 + 2*4 + 3*16 + 0*64 = 57
+    assert pack_codes(torch.tensor([1, 2, 3, 0, 3]), 2).tolist() == [57, 3]
+    # int3 in 4-bit slots (two per byte): 5 + 7*16 = 117; int4 as pack_int4; int8 one per byte
+    assert pack_codes(torch.tensor([5, 7]), 3).tolist() == [117]
+    assert pack_codes(torch.tensor([1, 2, 15, 0]), 4).tolist() == pack_int4(torch.tensor([1, 2, 15, 0])).tolist()
+    assert pack_codes(torch.tensor([200, 1]), 8).tolist() == [200, 1]
+    assert [slot_bits(b) for b in (2, 3, 4, 8)] == [2, 4, 4, 8]
+    for bits in (2, 3, 4, 8):
+        codes = torch.randint(0, 2 ** bits, (41,), generator=torch.Generator().manual_seed(bits))
+        assert torch.equal(unpack_codes(pack_codes(codes, bits), bits, 41), codes.to(torch.uint8))
+        assert len(pack_codes(codes, bits)) == -(-41 * slot_bits(bits) // 8)
+    with pytest.raises(ValueError, match="larger than 3"):
+        pack_codes(torch.tensor([4]), 2)
+
+
+def test_quant_linear_bytes_follow_the_slot_width():
+    from nncompress.quantize import QuantLinear
+
+    lin = torch.nn.Linear(16, 4)
+    sizes = {b: QuantLinear(lin, b, None).payload_bytes() for b in (2, 3, 4, 8)}
+    # codes: 64 weights in 2/4/4/8-bit slots; scales: 4 float16; zero points: 4 codes in the same slots
+    assert sizes == {2: 16 + 8 + 1, 3: 32 + 8 + 2, 4: 32 + 8 + 2, 8: 64 + 8 + 4}

@@ -22,7 +22,8 @@ from .pt2e import int8_pt2e, pt2e_weight_dtypes
 from .sharing import (SharedWeight, centroid_grad, dense_state_dict, distinct_values, kmeans_1d, linear_init,
                       share_weights, shared_layers)
 from .weight_only import (QuantLinear, dequantize_groups, fake_quantize, pack_int4, quantize_groups,
-                          quantize_linears, quantized_stats, unpack_int4)
+                          quantize_linears, quantized_stats, unpack_int4, pack_codes,
+                          unpack_codes, slot_bits)
 from .awq import act_scale, awq_quantize, awq_scale_model, awq_scales, search_alpha
 
 __all__ = ["BinarizeSTE", "BinaryLinear", "binarize", "binarize_model", "binary_bytes", "glorot_scale",
@@ -30,5 +31,5 @@ __all__ = ["BinarizeSTE", "BinaryLinear", "binarize", "binarize_model", "binary_
            "int8_qat", "int8_qconfig", "int8_static", "int8_pt2e", "pt2e_weight_dtypes", "calibration_batch", "prepare_qat", "quantized_engine", "quantized_layers",
            "quantized_weight_count", "quiet_torch_ao", "SharedWeight", "centroid_grad", "dense_state_dict",
            "distinct_values", "kmeans_1d", "linear_init", "share_weights", "shared_layers", "QuantLinear", "dequantize_groups", "fake_quantize", "pack_int4",
-           "quantize_groups", "quantize_linears", "quantized_stats", "unpack_int4", "act_scale", "awq_quantize",
+           "quantize_groups", "quantize_linears", "quantized_stats", "unpack_int4", "pack_codes", "unpack_codes", "slot_bits", "act_scale", "awq_quantize",
            "awq_scale_model", "awq_scales", "search_alpha"]

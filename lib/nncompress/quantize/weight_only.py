@@ -8,8 +8,10 @@ per group of ``g`` consecutive input weights of one output row,
     q = clamp(round(w / s) + z, 0, 2^b - 1),     w_hat = (q - z) * s.
 
 ``s`` is stored as float16 (and rounded to float16 *before* the codes are computed, so the
-stored file reproduces ``w_hat`` exactly); ``z`` and ``q`` in ``b`` bits, int4 packed two per
-byte (low nibble first).  ``group_size=None`` is per output channel (one group per row).
+stored file reproduces ``w_hat`` exactly); ``z`` and ``q`` packed into bytes (:func:`pack_codes`):
+int2 four per byte, int4 two per byte (low bits first), int8 one per byte; int3 codes are
+stored in 4-bit slots (two per byte: byte-aligned 3-bit packing is not done here, and the byte
+count says so).  ``group_size=None`` is per output channel (one group per row).
 """
 from __future__ import annotations
 
@@ -72,6 +74,38 @@ def unpack_int4(packed: torch.Tensor, count: int) -> torch.Tensor:
     return out[:count]
 
 
+def slot_bits(bits: int) -> int:
+    """Bits of the slot a ``bits``-bit code is stored in: 2 -> 2, 3 -> 4, 4 -> 4, 8 -> 8."""
+    return {2: 2, 3: 4, 4: 4, 8: 8}[bits]
+
+
+def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """``8 // slot_bits(bits)`` codes per byte, the first in the lowest bits (padded with 0)."""
+    slot = slot_bits(bits)
+    flat = codes.flatten().to(torch.uint8)
+    if len(flat) and int(flat.max()) >= 2 ** bits:
+        raise ValueError(f"pack_codes: a code is larger than {2 ** bits - 1} (bits={bits})")
+    per = 8 // slot
+    if per == 1:
+        return flat.clone()
+    if len(flat) % per:
+        flat = torch.cat([flat, flat.new_zeros(per - len(flat) % per)])
+    flat = flat.reshape(-1, per)
+    out = torch.zeros(len(flat), dtype=torch.uint8)
+    for i in range(per):
+        out |= flat[:, i] << (slot * i)
+    return out
+
+
+def unpack_codes(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
+    """Inverse of :func:`pack_codes`: the first ``count`` codes."""
+    slot = slot_bits(bits)
+    per, mask = 8 // slot, 2 ** slot - 1
+    if per == 1:
+        return packed[:count]
+    return torch.stack([(packed >> (slot * i)) & mask for i in range(per)], 1).flatten()[:count]
+
+
 class QuantLinear(nn.Module):
     """A Linear layer stored as packed codes + float16 scales + zero points (+ float bias).
 
@@ -83,16 +117,14 @@ class QuantLinear(nn.Module):
         self.bits, self.group_size = bits, group_size
         self.shape = tuple(linear.weight.shape)
         codes, scales, zeros = quantize_groups(linear.weight, bits, group_size)
-        pack = pack_int4 if bits <= 4 else (lambda t: t.flatten())
-        self.register_buffer("codes", pack(codes))
+        self.register_buffer("codes", pack_codes(codes, bits))
         self.register_buffer("scales", scales)
-        self.register_buffer("zeros", pack(zeros))
+        self.register_buffer("zeros", pack_codes(zeros, bits))
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
 
     def weight_hat(self) -> torch.Tensor:
-        n = self.shape[0] * self.shape[1]
-        codes = unpack_int4(self.codes, n) if self.bits <= 4 else self.codes
-        zeros = unpack_int4(self.zeros, self.scales.numel()) if self.bits <= 4 else self.zeros
+        codes = unpack_codes(self.codes, self.bits, self.shape[0] * self.shape[1])
+        zeros = unpack_codes(self.zeros, self.bits, self.scales.numel())
         return dequantize_groups(codes.reshape(self.shape), self.scales, zeros.reshape(self.scales.shape))
 
     def forward(self, x):
