@@ -57,7 +57,7 @@ report: $(STAMP)  ## refresh the README results block + docs/results/ from runs/
 readme-results: $(STAMP)  ## README results block from the test suite's notebook runs (default + Fashion-MNIST)
 	$(PY) -m nncompress.course.report runs/ci-fashion-mnist --merge artifacts/notebook-runs-fashion-mnist/*/
 	$(PY) -m nncompress.course.report runs/ci --merge artifacts/notebook-runs/*/ --update-readme README.md \
-	    --also "The image chapters on real images (Fashion-MNIST)" runs/ci-fashion-mnist
+	    --also "Real images (Fashion-MNIST): the image chapters, and chapter 01's missing class with MLPs" runs/ci-fashion-mnist
 
 clean-runs:
 	rm -rf runs/

@@ -224,3 +224,12 @@ def test_merge_runs_and_a_second_table_in_the_readme_block(tmp_path):
     block = rep.readme_block(tmp_path / "merged", tmp_path / "res", tmp_path, also=[("Fashion-MNIST", fm)])
     assert "| 01_a | ok |" in block and "1/2 (1 expected did not hold)" in block
     assert "### Fashion-MNIST" in block and "| 07_c | ok |" in block
+
+
+def test_long_record_values_are_cut_in_table_cells():
+    from nncompress.course.report import MAX_RECORD_CHARS, records_shown
+
+    shown = records_shown({"curve": "x" * 500, "a": "1", "b": "2"}, limit=2)
+    assert shown[0].startswith("curve = x") and shown[0].endswith("…")
+    assert len(shown[0]) == len("curve = ") + MAX_RECORD_CHARS
+    assert shown[1:] == ["a = 1", "(+1 more)"]

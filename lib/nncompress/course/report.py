@@ -188,11 +188,23 @@ def collect(out_dir: str | os.PathLike, *, max_figures: int = MAX_FIGURES,
     return summary, chapters
 
 
-def _records_cell(records: Mapping[str, str], limit: int = MAX_RECORDS) -> str:
-    shown = [f"{k} = {v}" for k, v in list(records.items())[:limit]]
+#: a record's text in a table cell is cut to this many characters (a dict of curve points would
+#: otherwise fill the README); the whole value stays in summary.json and report.md's details
+MAX_RECORD_CHARS = 120
+
+
+def records_shown(records: Mapping[str, str], limit: int = MAX_RECORDS, width: int = MAX_RECORD_CHARS) -> list[str]:
+    """``"name = value"`` for the first ``limit`` records, each value cut to ``width`` characters
+    (marked "…"), then "(+N more)" when some were left out."""
+    cut = lambda v: v if len(v) <= width else v[:width - 1].rstrip() + "…"
+    shown = [f"{k} = {cut(str(v))}" for k, v in list(records.items())[:limit]]
     if len(records) > limit:
         shown.append(f"(+{len(records) - limit} more)")
-    return _md("; ".join(shown)) or "-"
+    return shown
+
+
+def _records_cell(records: Mapping[str, str], limit: int = MAX_RECORDS) -> str:
+    return _md("; ".join(records_shown(records, limit))) or "-"
 
 
 def _status(status: str) -> str:
@@ -313,9 +325,7 @@ def summary_markdown(summary: Mapping[str, Any], *, max_records: int = MAX_RECOR
     lines += ["| notebook | status | seconds | key records |", "|---|---|---:|---|"]
     for n in notebooks:
         texts = n.get("record_text") or {k: str(v) for k, v in (n.get("records") or {}).items()}
-        shown = [f"{k} = {v}" for k, v in list(texts.items())[:max_records]]
-        if len(texts) > max_records:
-            shown.append(f"(+{len(texts) - max_records} more)")
+        shown = records_shown(texts, max_records)
         lines.append(f"| {_md_cell(Path(n['notebook']).stem)} | {n['status']} | {float(n.get('seconds') or 0):.1f} | "
                      f"{_md_cell('; '.join(shown))} |")
     lines += claims_markdown(notebooks)
