@@ -100,25 +100,8 @@ def measure(run: Callable[..., Any], *args: Any, threads: int = 1, blocks: int =
             block_seconds: float = 0.02, warmup: int = 3,
             timer: Callable[[], float] = timeit.default_timer) -> Latency:
     """Time ``run(*args)`` on the CPU under ``torch.no_grad()`` (see the module docstring)."""
-    _check_options(threads, blocks, block_seconds)
-    Timer = _benchmark_timer()
-    previous = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        with torch.no_grad():
-            for _ in range(max(0, warmup)):
-                run(*args)
-            t0 = timer()
-            run(*args)
-            one = max(timer() - t0, 1e-9)
-            number = max(1, math.ceil(block_seconds / one))
-            bench = Timer(stmt="run(*args)", globals={"run": _no_grad(run), "args": args},
-                          num_threads=threads, timer=timer)
-            times = [bench.timeit(number).mean * 1e3 for _ in range(blocks)]
-    finally:
-        torch.set_num_threads(previous)
-    low, high = median_interval(times)
-    return Latency(statistics.median(times), low, high, blocks, number, threads, tuple(times))
+    return measure_interleaved({"run": (run, args)}, threads=threads, blocks=blocks, block_seconds=block_seconds,
+                               warmup=warmup, timer=timer)["run"]
 
 
 def measure_interleaved(runs: Mapping[str, tuple[Callable[..., Any], tuple]], *, threads: int = 1,

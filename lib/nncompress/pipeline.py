@@ -255,7 +255,7 @@ def time_rows(rows: Sequence[dict[str, Any]], runs: Mapping[str, Callable[[torch
     moment looks slower than it is and the frontier changes from run to run.  Returns the raw
     :class:`nncompress.latency.Latency` per name.
     """
-    from .latency import measure_interleaved, ratio
+    from .latency import measure_interleaved
 
     names = [row["model"] for row in rows]
     missing = [n for n in names if n not in runs]
@@ -268,9 +268,18 @@ def time_rows(rows: Sequence[dict[str, Any]], runs: Mapping[str, Callable[[torch
     lat = measure_interleaved({n: (runs[n], (x,)) for n in names}, **_timing(timing))
     base = lat[ref].median if reference_ms is None else float(reference_ms)
     for row in rows:
-        med, low, high = ratio(lat[row["model"]], lat[ref])      # row / reference, per round
-        row.update({"latency_ms": base * med, "latency_ms_low": base * low, "latency_ms_high": base * high})
+        row.update(ratio_columns(lat[row["model"]], lat[ref], base)[1])
     return lat
+
+
+def ratio_columns(lat, ref, base: float, prefix: str = "latency_ms") -> tuple[tuple[float, float, float], dict]:
+    """``(ratio, columns)``: the per-round ratio ``lat / ref`` with its interval
+    (:func:`nncompress.latency.ratio`), and ``{prefix, prefix_low, prefix_high}`` = ``base`` times it -
+    a latency on the scale of a reference measured at ``base`` ms."""
+    from .latency import ratio
+
+    r = ratio(lat, ref)
+    return r, {prefix: base * r[0], f"{prefix}_low": base * r[1], f"{prefix}_high": base * r[2]}
 
 
 @contextlib.contextmanager
@@ -313,7 +322,7 @@ def ort_columns(model: nn.Module, data, calibration_inputs: torch.Tensor, folder
     ``<engine>_ms`` columns are that latency times the ratio, on the ledger's scale.
     """
     from . import deploy
-    from .latency import measure_interleaved, ratio
+    from .latency import measure_interleaved
 
     unknown = [e for e in engines if e not in ORT_ENGINES]
     if unknown or not engines:
@@ -341,9 +350,9 @@ def ort_columns(model: nn.Module, data, calibration_inputs: torch.Tensor, folder
     lat = measure_interleaved(runs, **opts)
     base = lat["torch"].median if torch_ms is None else float(torch_ms)
     for engine in files:
-        med, low, high = ratio(lat[engine], lat["torch"])
+        (med, low, high), cols = ratio_columns(lat[engine], lat["torch"], base, f"{engine}_ms")
         out.update({f"{engine}_over_torch": med, f"{engine}_over_torch_low": low, f"{engine}_over_torch_high": high,
-                    f"{engine}_ms": base * med, f"{engine}_ms_low": base * low, f"{engine}_ms_high": base * high})
+                    **cols})
     return out
 
 

@@ -60,18 +60,12 @@ def fake_quantize(w: torch.Tensor, bits: int, group_size: int | None = None) -> 
 
 def pack_int4(codes: torch.Tensor) -> torch.Tensor:
     """Two 4-bit codes per byte, the first in the low nibble (odd lengths padded with 0)."""
-    flat = codes.flatten().to(torch.uint8)
-    if len(flat) % 2:
-        flat = torch.cat([flat, flat.new_zeros(1)])
-    if len(flat) and int(flat.max()) > 15:
-        raise ValueError("pack_int4: a code is larger than 15")
-    return flat[0::2] | (flat[1::2] << 4)
+    return pack_codes(codes, 4)
 
 
 def unpack_int4(packed: torch.Tensor, count: int) -> torch.Tensor:
     """Inverse of :func:`pack_int4`: the first ``count`` codes."""
-    out = torch.stack([packed & 0xF, packed >> 4], 1).flatten()
-    return out[:count]
+    return unpack_codes(packed, 4, count)
 
 
 def slot_bits(bits: int) -> int:
